@@ -1,0 +1,31 @@
+"""Four processes add to one shared counter under an interlock Lock.
+
+Run: python examples/shared_counter.py
+"""
+
+import multiprocessing as mp
+
+import interlock
+
+
+def work(lock, counter, rounds):
+    for _ in range(rounds):
+        with lock:  # interlock.Lock: the same API as multiprocessing.Lock
+            counter.value += 1  # a read-modify-write that needs the lock
+
+
+def main():
+    lock = interlock.Lock()
+    counter = mp.Value("i", 0, lock=False)
+    rounds, workers = 10_000, 4
+    procs = [mp.Process(target=work, args=(lock, counter, rounds)) for _ in range(workers)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    assert counter.value == rounds * workers, counter.value
+    print(f"counter = {counter.value} (expected {rounds * workers}); lock = {lock!r}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""interlock: fast, crash-aware replacements for multiprocessing's synchronization primitives.
+
+The factories below behave like ``multiprocessing.Lock()`` and friends: they build the
+classes of :mod:`interlock.synchronize` for the default multiprocessing context.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+from . import synchronize
+from ._core import SegmentError
+from .synchronize import SEM_VALUE_MAX
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Lock",
+    "RLock",
+    "Semaphore",
+    "BoundedSemaphore",
+    "Condition",
+    "Event",
+    "Barrier",
+    "SEM_VALUE_MAX",
+    "SegmentError",
+    "synchronize",
+]
+
+
+def Lock() -> synchronize.Lock:
+    """A non-recursive lock shared between processes (``multiprocessing.Lock``)."""
+    return synchronize.Lock()
+
+
+def RLock() -> synchronize.RLock:
+    """A recursive lock shared between processes (``multiprocessing.RLock``)."""
+    return synchronize.RLock()
+
+
+def Semaphore(value: int = 1) -> synchronize.Semaphore:
+    """A counting semaphore shared between processes (``multiprocessing.Semaphore``)."""
+    return synchronize.Semaphore(value)
+
+
+def BoundedSemaphore(value: int = 1) -> synchronize.BoundedSemaphore:
+    """A bounded semaphore shared between processes (``multiprocessing.BoundedSemaphore``)."""
+    return synchronize.BoundedSemaphore(value)
+
+
+def Condition(lock: Optional[Any] = None) -> synchronize.Condition:
+    """A condition variable shared between processes (``multiprocessing.Condition``)."""
+    return synchronize.Condition(lock)
+
+
+def Event() -> synchronize.Event:
+    """An event shared between processes (``multiprocessing.Event``)."""
+    return synchronize.Event()
+
+
+def Barrier(
+    parties: int, action: Optional[Callable[[], Any]] = None, timeout: Optional[float] = None
+) -> synchronize.Barrier:
+    """A barrier shared between processes (``multiprocessing.Barrier``)."""
+    return synchronize.Barrier(parties, action, timeout)

@@ -1,0 +1,245 @@
+"""Drop-in counterparts of ``multiprocessing.synchronize``'s classes.
+
+Each class takes the same arguments as multiprocessing's, with ``ctx`` optional (the default
+context when None). The hot methods (acquire, release, ``with``, wait, notify, is_set, ...)
+are implemented natively in :mod:`interlock._core`; this module adds construction checks,
+``repr`` and the pickling rules.
+"""
+
+from __future__ import annotations
+
+import operator
+import threading
+import time
+from multiprocessing import process
+from typing import Any, Callable, Optional, TypeVar
+
+from . import _core
+from ._sharing import Shareable, is_fork_context
+
+__all__ = [
+    "Lock",
+    "RLock",
+    "Semaphore",
+    "BoundedSemaphore",
+    "Condition",
+    "Event",
+    "Barrier",
+    "SEM_VALUE_MAX",
+]
+
+SEM_VALUE_MAX: int = _core.SEM_VALUE_MAX
+
+_T = TypeVar("_T")
+
+
+def _thread_qualified_process_name() -> str:
+    name = process.current_process().name
+    thread_name = threading.current_thread().name
+    if thread_name != "MainThread":
+        name += "|" + thread_name
+    return name
+
+
+def _holder_name(lock: Any) -> str:
+    """The owner as CPython's reprs name it."""
+    if lock._is_mine():
+        return _thread_qualified_process_name()
+    if not lock.locked():
+        return "None"
+    if lock._owner_pid() == process.current_process().pid:
+        return "SomeOtherThread"
+    return "SomeOtherProcess"
+
+
+class Lock(Shareable, _core.Lock):
+    """A non-recursive lock shared between processes: see ``multiprocessing.Lock``.
+
+    ``acquire(block=True, timeout=None)``, ``release()``, ``locked()`` and the context
+    manager protocol. Any process or thread may release it; releasing it while unlocked
+    raises ``ValueError``.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, *, ctx: Optional[Any] = None) -> None:
+        super().__init__(is_fork_context(ctx))
+
+    def __repr__(self) -> str:
+        try:
+            name = _holder_name(self)
+        except Exception:
+            name = "unknown"
+        return f"<{type(self).__name__}(owner={name})>"
+
+
+class RLock(Shareable, _core.RLock):
+    """A recursive lock shared between processes: see ``multiprocessing.RLock``.
+
+    The owning thread may acquire it again without blocking and must release it once per
+    acquisition; a release by anyone else raises ``AssertionError``.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, *, ctx: Optional[Any] = None) -> None:
+        super().__init__(is_fork_context(ctx))
+
+    def __repr__(self) -> str:
+        try:
+            if self._is_mine():
+                name, count = _thread_qualified_process_name(), str(self._count())
+            elif not self.locked():
+                name, count = "None", "0"
+            elif self._owner_pid() == process.current_process().pid:
+                name, count = "SomeOtherThread", "nonzero"
+            else:
+                name, count = "SomeOtherProcess", "nonzero"
+        except Exception:
+            name, count = "unknown", "unknown"
+        return f"<{type(self).__name__}({name}, {count})>"
+
+
+def _semaphore_value(value: Any) -> int:
+    value = operator.index(value)
+    if value < 0:
+        raise ValueError("semaphore initial value must be >= 0")
+    if value > SEM_VALUE_MAX:
+        raise OverflowError(f"semaphore value must be <= SEM_VALUE_MAX ({SEM_VALUE_MAX})")
+    return value
+
+
+class Semaphore(Shareable, _core.Semaphore):
+    """A counting semaphore shared between processes: see ``multiprocessing.Semaphore``.
+
+    ``acquire(block=True, timeout=None)``, ``release(n=1)``, ``get_value()`` and the
+    context manager protocol.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, value: int = 1, *, ctx: Optional[Any] = None) -> None:
+        super().__init__(_semaphore_value(value), SEM_VALUE_MAX, is_fork_context(ctx))
+
+    def __repr__(self) -> str:
+        try:
+            value: Any = self.get_value()
+        except Exception:
+            value = "unknown"
+        return f"<{type(self).__name__}(value={value})>"
+
+
+class BoundedSemaphore(Semaphore):
+    """A semaphore that refuses to be released above its initial value.
+
+    See ``multiprocessing.BoundedSemaphore``. The bound is checked atomically: a release
+    that would pass it raises ``ValueError`` and changes nothing.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, value: int = 1, *, ctx: Optional[Any] = None) -> None:
+        value = _semaphore_value(value)
+        _core.Semaphore.__init__(self, value, value, is_fork_context(ctx))
+
+    def __repr__(self) -> str:
+        try:
+            value: Any = self.get_value()
+        except Exception:
+            value = "unknown"
+        return f"<{type(self).__name__}(value={value}, maxvalue={self.maxvalue})>"
+
+
+class Condition(Shareable, _core.Condition):
+    """A condition variable shared between processes: see ``multiprocessing.Condition``.
+
+    ``lock`` must be an interlock :class:`Lock` or :class:`RLock` (a new RLock when None).
+    ``notify()`` and ``notify_all()`` never block.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, lock: Optional[Any] = None, *, ctx: Optional[Any] = None) -> None:
+        fork_ctx = is_fork_context(ctx)
+        if lock is None:
+            lock = RLock(ctx=ctx)
+        super().__init__(lock, fork_ctx)
+
+    def wait_for(self, predicate: Callable[[], _T], timeout: Optional[float] = None) -> _T:
+        """Wait until ``predicate()`` is true, or the timeout passes; return its last value."""
+        result = predicate()
+        if result:
+            return result
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not result:
+            if deadline is None:
+                self.wait()
+            else:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self.wait(remaining)
+            result = predicate()
+        return result
+
+    def __repr__(self) -> str:
+        try:
+            waiting: Any = self._waiting()
+        except Exception:
+            waiting = "unknown"
+        return f"<{type(self).__name__}({self._lock!r}, {waiting})>"
+
+
+class Event(Shareable, _core.Event):
+    """An event flag shared between processes: see ``multiprocessing.Event``.
+
+    ``set()`` takes no lock, so it is safe in a signal handler.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, *, ctx: Optional[Any] = None) -> None:
+        super().__init__(is_fork_context(ctx))
+
+    def __repr__(self) -> str:
+        status = "set" if self.is_set() else "unset"
+        return f"<{type(self).__qualname__} at {id(self):#x} {status}>"
+
+
+class Barrier(Shareable, _core.Barrier):
+    """A reusable barrier shared between processes: see ``multiprocessing.Barrier``.
+
+    ``wait(timeout=None)`` returns a distinct index in ``range(parties)``; ``action`` runs
+    in one party per round before any is released; timeouts, ``abort()`` and ``reset()``
+    raise ``threading.BrokenBarrierError`` in the waiting parties.
+    """
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        parties: int,
+        action: Optional[Callable[[], Any]] = None,
+        timeout: Optional[float] = None,
+        *,
+        ctx: Optional[Any] = None,
+    ) -> None:
+        parties = operator.index(parties)
+        if parties < 1:
+            raise ValueError("parties must be > 0")
+        if parties > SEM_VALUE_MAX:
+            raise OverflowError(f"parties must be <= {SEM_VALUE_MAX}")
+        if action is not None and not callable(action):
+            raise TypeError(f"action must be callable or None, not {type(action).__name__}")
+        if timeout is not None:
+            timeout = float(timeout)
+            if timeout != timeout:
+                raise ValueError("timeout must be a number, not NaN")
+        super().__init__(parties, action, timeout, is_fork_context(ctx))
+
+    def __repr__(self) -> str:
+        cls = type(self)
+        where = f"<{cls.__module__}.{cls.__qualname__} at {id(self):#x}"
+        if self.broken:
+            return f"{where}: broken>"
+        return f"{where}: waiters={self.n_waiting}/{self.parties}>"

@@ -1,0 +1,136 @@
+#include "bindings/native.hpp"
+
+#include <cmath>
+#include <cstring>
+
+namespace interlock::bindings {
+
+namespace {
+
+// The position of keyword `key` among `names`, or -1.
+int keyword_index(PyObject* key, const char* const* names, int nparams) {
+  for (int i = 0; i < nparams; ++i)
+    if (PyUnicode_CompareWithASCIIString(key, names[i]) == 0) return i;
+  return -1;
+}
+
+// Sorts positional and keyword arguments into `slots` (nullptr where absent).
+bool bind_arguments(const char* fname, const char* const* names, int nparams,
+                    PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames,
+                    PyObject** slots) {
+  for (int i = 0; i < nparams; ++i) slots[i] = nullptr;
+  if (nargs > nparams) {
+    PyErr_Format(PyExc_TypeError, "%s() takes at most %d argument%s (%zd given)", fname, nparams,
+                 nparams == 1 ? "" : "s", nargs);
+    return false;
+  }
+  for (Py_ssize_t i = 0; i < nargs; ++i) slots[i] = args[i];
+  if (kwnames == nullptr) return true;
+  Py_ssize_t nkw = PyTuple_GET_SIZE(kwnames);
+  for (Py_ssize_t k = 0; k < nkw; ++k) {
+    PyObject* key = PyTuple_GET_ITEM(kwnames, k);
+    int idx = keyword_index(key, names, nparams);
+    if (idx < 0) {
+      PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%U'", fname, key);
+      return false;
+    }
+    if (slots[idx] != nullptr) {
+      PyErr_Format(PyExc_TypeError, "argument for %s() given by name ('%s') and position (%d)",
+                   fname, names[idx], idx + 1);
+      return false;
+    }
+    slots[idx] = args[nargs + k];
+  }
+  return true;
+}
+
+// `block` is int-like, as CPython's SemLock.acquire requires.
+bool parse_block(PyObject* obj, bool* out) {
+  if (obj == Py_True || obj == Py_False) {
+    *out = obj == Py_True;
+    return true;
+  }
+  PyObject* index = PyNumber_Index(obj);
+  if (index == nullptr) return false;
+  int overflow = 0;
+  long value = PyLong_AsLongAndOverflow(index, &overflow);
+  Py_DECREF(index);
+  if (value == -1 && PyErr_Occurred()) return false;
+  if (overflow != 0 || value > INT32_MAX || value < INT32_MIN) {
+    PyErr_SetString(PyExc_OverflowError, "Python int too large to convert to C int");
+    return false;
+  }
+  *out = value != 0;
+  return true;
+}
+
+}  // namespace
+
+bool parse_timeout(PyObject* obj, WaitArgs* out) {
+  if (obj == nullptr || obj == Py_None) {
+    out->has_timeout = false;
+    return true;
+  }
+  double t = PyFloat_AsDouble(obj);  // TypeError "must be real number, not X", like CPython
+  if (t == -1.0 && PyErr_Occurred()) return false;
+  if (std::isnan(t)) {
+    PyErr_SetString(PyExc_ValueError, "timeout must be a number, not NaN");
+    return false;
+  }
+  out->has_timeout = true;
+  out->timeout = t;
+  return true;
+}
+
+bool parse_wait_args(const char* fname, const char* const* names, int nparams,
+                     PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames, WaitArgs* out) {
+  if (nargs == 0 && kwnames == nullptr) return true;  // the common case: all defaults
+  PyObject* slots[2];
+  if (!bind_arguments(fname, names, nparams, args, nargs, kwnames, slots)) return false;
+  PyObject* timeout = slots[nparams - 1];
+  if (nparams == 2 && slots[0] != nullptr && !parse_block(slots[0], &out->block)) return false;
+  return parse_timeout(timeout, out);
+}
+
+bool parse_count_arg(const char* fname, const char* name, PyObject* const* args, Py_ssize_t nargs,
+                     PyObject* kwnames, long long default_value, long long* out) {
+  *out = default_value;
+  if (nargs == 0 && kwnames == nullptr) return true;
+  PyObject* slot;
+  const char* names[] = {name};
+  if (!bind_arguments(fname, names, 1, args, nargs, kwnames, &slot)) return false;
+  if (slot == nullptr) return true;
+  PyObject* index = PyNumber_Index(slot);
+  if (index == nullptr) return false;
+  int overflow = 0;
+  long long value = PyLong_AsLongLongAndOverflow(index, &overflow);
+  Py_DECREF(index);
+  if (value == -1 && PyErr_Occurred()) return false;
+  if (overflow > 0) value = INT64_MAX;
+  if (overflow < 0) value = INT64_MIN;
+  *out = value;
+  return true;
+}
+
+bool parse_no_args(const char* fname, Py_ssize_t nargs, PyObject* kwnames) {
+  if (nargs == 0 && (kwnames == nullptr || PyTuple_GET_SIZE(kwnames) == 0)) return true;
+  PyErr_Format(PyExc_TypeError, "%s() takes no arguments", fname);
+  return false;
+}
+
+void install_methods(py::handle cls, PyMethodDef* defs) {
+  auto* type = reinterpret_cast<PyTypeObject*>(cls.ptr());
+  for (PyMethodDef* def = defs; def->ml_name != nullptr; ++def) {
+    py::object descr = py::reinterpret_steal<py::object>(PyDescr_NewMethod(type, def));
+    if (!descr) throw py::error_already_set();
+    if (PyObject_SetAttrString(cls.ptr(), def->ml_name, descr.ptr()) < 0)
+      throw py::error_already_set();
+  }
+}
+
+PyObject* raise_released_too_many_times() {
+  PyErr_SetString(PyExc_ValueError, "semaphore or lock released too many times");
+  return nullptr;
+}
+
+}  // namespace interlock::bindings

@@ -1,0 +1,112 @@
+// native.hpp: the plumbing of the raw METH_FASTCALL entry points.
+//
+// pybind11's generic dispatcher costs several times a CPython lock call (BRIEF §4), so the hot
+// methods are plain PyMethodDef functions installed on the pybind11 classes. This header
+// gives them: the C++ object behind `self`, argument parsing in CPython's style, the blocking
+// loop that releases the GIL and runs signal handlers, and the installer.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+#include <typeinfo>
+
+#include "core/deadline.hpp"
+#include "core/futex.hpp"
+
+namespace interlock::bindings {
+
+namespace py = pybind11;
+
+// The C++ object of type T behind `self`, or nullptr with a Python exception set (for an
+// instance whose __init__ never ran). `self` is known to be an instance of T's class: method
+// descriptors check that before calling.
+template <class T>
+T* native(PyObject* self) {
+  auto* inst = reinterpret_cast<py::detail::instance*>(self);
+  if (inst->simple_layout) {
+    if (inst->simple_holder_constructed) return static_cast<T*>(inst->simple_value_holder[0]);
+  } else {
+    auto* tinfo = py::detail::get_type_info(typeid(T));
+    auto vh = inst->get_value_and_holder(tinfo, false);
+    if (vh && vh.holder_constructed()) return vh.value_ptr<T>();
+  }
+  PyErr_Format(PyExc_RuntimeError, "%s object is not initialized (its __init__ did not run)",
+               Py_TYPE(self)->tp_name);
+  return nullptr;
+}
+
+// acquire(block=True, timeout=None) and wait(timeout=None) arguments.
+struct WaitArgs {
+  bool block = true;
+  bool has_timeout = false;
+  double timeout = 0.0;
+  // The deadline these arguments describe (meaningless when !block).
+  core::Deadline deadline() const {
+    return has_timeout ? core::Deadline::after(timeout) : core::Deadline::never();
+  }
+  // True when the call must not wait at all: block=False, or a timeout <= 0.
+  bool try_only() const { return !block || (has_timeout && timeout <= 0); }
+};
+
+// Parses up to `max_positional` of (block, timeout) or (timeout) in CPython's style.
+// `names` lists the accepted parameter names in order. Returns false with an exception set.
+bool parse_wait_args(const char* fname, const char* const* names, int nparams,
+                     PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames, WaitArgs* out);
+// Converts a timeout object (None or a real number) like CPython, refusing NaN.
+bool parse_timeout(PyObject* obj, WaitArgs* out);
+// Parses a single optional integer argument named `name` (notify's n, release's n).
+bool parse_count_arg(const char* fname, const char* name, PyObject* const* args, Py_ssize_t nargs,
+                     PyObject* kwnames, long long default_value, long long* out);
+// Refuses any argument.
+bool parse_no_args(const char* fname, Py_ssize_t nargs, PyObject* kwnames);
+
+// Runs `op` (which returns core::Status and must not touch Python) with the GIL released.
+// On kInterrupted it takes the GIL back, runs the signal handlers and, unless one raised,
+// calls `op` again (same deadline, so only the remaining time is waited). Returns the final
+// status; `*raised` is set when a signal handler raised.
+template <class Op>
+core::Status run_blocking(Op&& op, bool* raised) {
+  *raised = false;
+  while (true) {
+    core::Status s;
+    Py_BEGIN_ALLOW_THREADS
+    s = op();
+    Py_END_ALLOW_THREADS
+    if (s != core::Status::kInterrupted) return s;
+    if (PyErr_CheckSignals() < 0) {
+      *raised = true;
+      return s;
+    }
+  }
+}
+
+// Like run_blocking, but never gives up: a pending exception from a signal handler is kept
+// aside and restored once `op` succeeds (used to re-take a lock that must be held on exit).
+template <class Op>
+void run_blocking_uninterruptible(Op&& op) {
+  PyObject *type = nullptr, *value = nullptr, *tb = nullptr;
+  while (true) {
+    core::Status s;
+    Py_BEGIN_ALLOW_THREADS
+    s = op();
+    Py_END_ALLOW_THREADS
+    if (s != core::Status::kInterrupted) break;
+    if (type == nullptr && PyErr_CheckSignals() < 0) PyErr_Fetch(&type, &value, &tb);
+  }
+  if (type != nullptr) PyErr_Restore(type, value, tb);
+}
+
+// A METH_FASTCALL | METH_KEYWORDS function, as PyMethodDef stores it.
+using FastMethod = PyObject* (*)(PyObject*, PyObject* const*, Py_ssize_t, PyObject*);
+inline PyCFunction as_cfunction(FastMethod f) {
+  return reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(f));
+}
+inline constexpr int kFastFlags = METH_FASTCALL | METH_KEYWORDS;
+
+// Installs raw methods (a {nullptr} terminated array with static storage) on a class.
+void install_methods(py::handle cls, PyMethodDef* defs);
+
+// The exception CPython raises for a release past the value or bound.
+PyObject* raise_released_too_many_times();
+
+}  // namespace interlock::bindings

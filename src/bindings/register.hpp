@@ -1,0 +1,17 @@
+// register.hpp: one function per group of _core classes; module.cpp calls them in order.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+namespace interlock::bindings {
+
+namespace py = pybind11;
+
+void register_runtime(py::module_& m);  // errors, fork hooks, constants
+void register_mutexes(py::module_& m);  // Lock, RLock
+void register_semaphore(py::module_& m);
+void register_event(py::module_& m);
+void register_condition(py::module_& m);
+void register_barrier(py::module_& m);
+
+}  // namespace interlock::bindings

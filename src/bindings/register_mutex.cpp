@@ -1,0 +1,134 @@
+// register_mutex.cpp: _core.Lock and _core.RLock.
+#include <pybind11/pybind11.h>
+
+#include "bindings/mutex_calls.hpp"
+#include "bindings/native.hpp"
+#include "bindings/objects.hpp"
+#include "bindings/primitive_class.hpp"
+#include "bindings/register.hpp"
+#include "core/mutex.hpp"
+#include "core/thread_identity.hpp"
+
+namespace interlock::bindings {
+
+using core::Status;
+namespace mutex = core::mutex;
+
+PyObject* acquire_mutex(core::MutexState& m, bool recursive, const WaitArgs& a) {
+  if (recursive) {
+    if (mutex::rlock_try_acquire(m)) Py_RETURN_TRUE;
+  } else {
+    const core::ThreadIdentity& me = core::current_thread();
+    if (mutex::try_lock(m.word, me.tid)) {
+      m.owner_pid.store(me.pid, std::memory_order_relaxed);  // informational only
+      Py_RETURN_TRUE;
+    }
+  }
+  if (a.try_only()) Py_RETURN_FALSE;
+  core::Deadline deadline = a.deadline();
+  bool raised;
+  Status s = run_blocking(
+      [&] {
+        return recursive ? mutex::rlock_acquire_depth(m, 1, deadline)
+                         : mutex::lock_acquire(m, deadline);
+      },
+      &raised);
+  if (raised) return nullptr;
+  return PyBool_FromLong(s == Status::kOk);
+}
+
+PyObject* release_mutex(core::MutexState& m, bool recursive) {
+  if (recursive) {
+    if (!mutex::rlock_release(m)) {
+      PyErr_SetString(PyExc_AssertionError,
+                      "attempt to release recursive lock not owned by thread");
+      return nullptr;
+    }
+  } else if (!mutex::lock_release(m)) {
+    return raise_released_too_many_times();
+  }
+  Py_RETURN_NONE;
+}
+
+namespace {
+
+const char* const kAcquireNames[] = {"block", "timeout"};
+
+template <class T>
+PyObject* m_acquire(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kw) {
+  auto* obj = native<T>(self);
+  if (obj == nullptr) return nullptr;
+  WaitArgs a;
+  if (!parse_wait_args("acquire", kAcquireNames, 2, args, nargs, kw, &a)) return nullptr;
+  return acquire_mutex(obj->state(), T::kRecursive, a);
+}
+
+template <class T>
+PyObject* m_enter(PyObject* self, PyObject* const*, Py_ssize_t nargs, PyObject* kw) {
+  auto* obj = native<T>(self);
+  if (obj == nullptr || !parse_no_args("__enter__", nargs, kw)) return nullptr;
+  return acquire_mutex(obj->state(), T::kRecursive, WaitArgs{});
+}
+
+template <class T>
+PyObject* m_release(PyObject* self, PyObject* const*, Py_ssize_t nargs, PyObject* kw) {
+  auto* obj = native<T>(self);
+  if (obj == nullptr || !parse_no_args("release", nargs, kw)) return nullptr;
+  return release_mutex(obj->state(), T::kRecursive);
+}
+
+template <class T>
+PyObject* m_exit(PyObject* self, PyObject* const*, Py_ssize_t, PyObject*) {
+  auto* obj = native<T>(self);
+  if (obj == nullptr) return nullptr;
+  return release_mutex(obj->state(), T::kRecursive);
+}
+
+template <class T>
+PyObject* m_locked(PyObject* self, PyObject* const*, Py_ssize_t nargs, PyObject* kw) {
+  auto* obj = native<T>(self);
+  if (obj == nullptr || !parse_no_args("locked", nargs, kw)) return nullptr;
+  return PyBool_FromLong(mutex::is_locked(obj->state()));
+}
+
+template <class T>
+PyMethodDef mutex_methods[] = {
+    {"acquire", as_cfunction(m_acquire<T>), kFastFlags,
+     "acquire(block=True, timeout=None) -> bool\n\nAcquire the lock; False if the timeout "
+     "elapsed (or, with block=False, if it is held)."},
+    {"release", as_cfunction(m_release<T>), kFastFlags, "release() -> None\n\nRelease the lock."},
+    {"__enter__", as_cfunction(m_enter<T>), kFastFlags, "Acquire the lock, blocking."},
+    {"__exit__", as_cfunction(m_exit<T>), kFastFlags, "Release the lock."},
+    {"locked", as_cfunction(m_locked<T>), kFastFlags,
+     "locked() -> bool\n\nTrue if the lock is held by anyone (a snapshot)."},
+    {nullptr, nullptr, 0, nullptr}};
+
+template <class T>
+void define_mutex(py::module_& m, const char* name, const char* doc) {
+  auto cls = define_primitive<T, NoExtraState<T, T::kKind>>(m, name, doc);
+  cls.def(py::init([](bool fork_ctx) { return std::make_unique<T>(T::kKind, fork_ctx); }),
+          py::arg("fork_ctx") = false);
+  cls.def(
+      "_is_mine", [](T& self) { return mutex::owner_tid(self.state()) == core::current_thread().tid; },
+      "True if the calling thread holds the lock.");
+  cls.def(
+      "_owner_pid",
+      [](T& self) {
+        if (!mutex::is_locked(self.state())) return uint32_t{0};
+        return self.state().owner_pid.load(std::memory_order_relaxed);
+      },
+      "The pid of the process holding the lock, or 0 (a snapshot).");
+  cls.def(
+      "_count", [](T& self) { return self.state().depth.load(std::memory_order_relaxed); },
+      "The recursion depth of an RLock (a snapshot; 0 for a Lock).");
+  install_methods(cls, mutex_methods<T>);
+}
+
+}  // namespace
+
+void register_mutexes(py::module_& m) {
+  define_mutex<LockObject>(m, "Lock", "A non-recursive lock in shared memory.");
+  define_mutex<RLockObject>(m, "RLock", "A recursive lock in shared memory.");
+}
+
+}  // namespace interlock::bindings

@@ -1,0 +1,38 @@
+// register_runtime.cpp: exceptions, process-lifetime hooks and layout constants.
+#include <pybind11/pybind11.h>
+
+#include "bindings/register.hpp"
+#include "core/arena.hpp"
+#include "core/errors.hpp"
+#include "core/handle.hpp"
+
+namespace interlock::bindings {
+
+void register_runtime(py::module_& m) {
+  py::register_exception<core::SegmentError>(m, "SegmentError", PyExc_ValueError);
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const core::OsError& e) {
+      // OSError(errno, text) picks the matching subclass (FileNotFoundError, ...).
+      PyObject* exc = PyObject_CallFunction(PyExc_OSError, "is", e.error_number(), e.what());
+      if (exc != nullptr) {
+        PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc)), exc);
+        Py_DECREF(exc);
+      }
+    }
+  });
+  m.def("_after_fork_in_child", &core::SlotHandle::after_fork_in_child,
+        "Fork child: take a reference for every inherited primitive.");
+  m.def("_release_all", &core::SlotHandle::release_all,
+        "Process exit: drop the reference of every live primitive.");
+  m.def("_live_handles", &core::SlotHandle::live_count, "Primitives alive in this process.");
+  m.def(
+      "_arena_count", [] { return core::ArenaSet::instance().arena_count(); },
+      "Arenas mapped by this process.");
+  m.attr("SLOT_SIZE") = sizeof(core::Slot);
+  m.attr("ARENA_SLOTS") = core::kArenaSlots;
+  m.attr("LAYOUT_VERSION") = core::kLayoutVersion;
+}
+
+}  // namespace interlock::bindings

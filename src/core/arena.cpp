@@ -1,0 +1,271 @@
+#include "core/arena.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "core/errors.hpp"
+
+namespace interlock::core {
+
+namespace {
+
+[[noreturn]] void throw_os(const std::string& what) {
+  int err = errno;
+  throw OsError(err, what + ": " + std::strerror(err));
+}
+
+uint64_t random_u64() {
+  uint64_t value = 0;
+  unsigned char* out = reinterpret_cast<unsigned char*>(&value);
+  size_t got = 0;
+  while (got < sizeof(value)) {
+    ssize_t n = getrandom(out + got, sizeof(value) - got, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw_os("getrandom");
+    }
+    got += static_cast<size_t>(n);
+  }
+  return value;
+}
+
+// A nameless, size-sealed file of kArenaBytes. Falls back to an O_EXCL file in /dev/shm
+// (mode 0600, random name) that is unlinked at once where memfd_create is unavailable.
+int make_arena_file() {
+  int fd = memfd_create("interlock-arena", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd >= 0) {
+    if (ftruncate(fd, static_cast<off_t>(kArenaBytes)) != 0) {
+      int err = errno;
+      close(fd);
+      errno = err;
+      throw_os("ftruncate(arena)");
+    }
+    // Nobody may shrink the file under a mapping (that would turn accesses into SIGBUS).
+    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+    return fd;
+  }
+  if (errno != ENOSYS && errno != EINVAL) throw_os("memfd_create");
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    char name[64];
+    std::snprintf(name, sizeof(name), "/dev/shm/interlock-%016llx",
+                  static_cast<unsigned long long>(random_u64()));
+    fd = open(name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      if (errno == EEXIST) continue;
+      throw_os("open(/dev/shm arena)");
+    }
+    unlink(name);
+    if (ftruncate(fd, static_cast<off_t>(kArenaBytes)) != 0) {
+      int err = errno;
+      close(fd);
+      errno = err;
+      throw_os("ftruncate(arena)");
+    }
+    return fd;
+  }
+  errno = EEXIST;
+  throw_os("cannot find a free name for an arena in /dev/shm");
+}
+
+Slot* map_arena(int fd) {
+  void* p = mmap(nullptr, kArenaBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) throw_os("mmap(arena)");
+  return static_cast<Slot*>(p);
+}
+
+}  // namespace
+
+std::unique_ptr<Arena> Arena::create() {
+  int fd = make_arena_file();
+  Slot* base;
+  try {
+    base = map_arena(fd);
+  } catch (...) {
+    close(fd);
+    throw;
+  }
+  auto* h = reinterpret_cast<ArenaHeader*>(base);
+  h->magic = kArenaMagic;
+  h->version = kLayoutVersion;
+  h->slot_size = sizeof(Slot);
+  h->slot_count = kArenaSlots;
+  h->bump.store(1, std::memory_order_relaxed);  // not yet shared: no ordering needed
+  h->free_head.store(0, std::memory_order_relaxed);
+  h->token = random_u64();
+  h->creator_pid = static_cast<uint32_t>(getpid());
+  return std::unique_ptr<Arena>(new Arena(base, fd));
+}
+
+std::unique_ptr<Arena> Arena::attach(int fd, uint64_t token) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) throw_os("fstat(shared segment)");
+  if (!S_ISREG(st.st_mode)) throw SegmentError("shared segment is not a regular file");
+  if (st.st_size != static_cast<off_t>(kArenaBytes))
+    throw SegmentError("shared segment has size " + std::to_string(st.st_size) +
+                       ", not the " + std::to_string(kArenaBytes) +
+                       " bytes of an interlock arena (truncated, or not interlock's)");
+  int seals = fcntl(fd, F_GET_SEALS);
+  if (seals >= 0 && !(seals & F_SEAL_SHRINK))
+    throw SegmentError("shared segment is a memfd that is not sealed against shrinking");
+  Slot* base = map_arena(fd);
+  const auto* h = reinterpret_cast<const ArenaHeader*>(base);
+  const char* problem = nullptr;
+  if (h->magic != kArenaMagic)
+    problem = "shared segment is not an interlock arena (bad magic number)";
+  else if (h->version != kLayoutVersion)
+    problem = "shared segment was made by an interlock with another layout version";
+  else if (h->slot_size != sizeof(Slot) || h->slot_count != kArenaSlots)
+    problem = "shared segment has an unexpected slot geometry (corrupted?)";
+  else if (h->token != token)
+    problem = "shared segment is not the arena this reference names (token mismatch)";
+  if (problem != nullptr) {
+    munmap(base, kArenaBytes);
+    throw SegmentError(problem);
+  }
+  return std::unique_ptr<Arena>(new Arena(base, fd));
+}
+
+Arena::~Arena() {
+  munmap(base_, kArenaBytes);
+  close(fd_);
+}
+
+uint32_t Arena::pop_free() {
+  auto& head = header()->free_head;
+  uint64_t h = head.load(std::memory_order_acquire);  // pairs with push_free's release CAS
+  while (true) {
+    uint32_t top = static_cast<uint32_t>(h);
+    if (top == 0) return 0;
+    uint32_t next = slot(top - 1)->header.next_free.load(std::memory_order_relaxed);
+    uint64_t replacement = ((h >> 32) + 1) << 32 | next;
+    // acquire: the popped slot's cleared state, published by push_free, must be visible.
+    if (head.compare_exchange_weak(h, replacement, std::memory_order_acquire,
+                                   std::memory_order_acquire))
+      return top - 1;
+  }
+}
+
+void Arena::push_free(uint32_t index) {
+  auto& head = header()->free_head;
+  uint64_t h = head.load(std::memory_order_relaxed);  // only a starting guess for the CAS
+  while (true) {
+    slot(index)->header.next_free.store(static_cast<uint32_t>(h), std::memory_order_relaxed);
+    uint64_t replacement = ((h >> 32) + 1) << 32 | (index + 1);
+    // release: publishes the slot's cleared body and link to the next popper.
+    if (head.compare_exchange_weak(h, replacement, std::memory_order_release,
+                                   std::memory_order_relaxed))
+      return;
+  }
+}
+
+uint32_t Arena::allocate(Kind kind) {
+  uint32_t index = pop_free();
+  if (index == 0) {
+    auto& bump = header()->bump;
+    uint32_t b = bump.load(std::memory_order_relaxed);  // uniqueness only
+    do {
+      if (b >= kArenaSlots) return 0;
+    } while (!bump.compare_exchange_weak(b, b + 1, std::memory_order_relaxed));
+    index = b;
+  }
+  Slot* s = slot(index);
+  // The slot is exclusively ours now; its body is zero (fresh, or cleared by release()).
+  uint32_t generation = tag_generation(s->header.tag.load(std::memory_order_relaxed)) + 1;
+  s->header.refs.store(1, std::memory_order_relaxed);  // published with the tag below
+  // release: a process that later checks the tag (check_slot) sees refs and a clean body.
+  s->header.tag.store(make_tag(kind, generation & 0xffffffu), std::memory_order_release);
+  return index;
+}
+
+void Arena::retain(uint32_t index) {
+  // relaxed: the caller holds a reference, so the count cannot concurrently reach zero.
+  slot(index)->header.refs.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Arena::release(uint32_t index) {
+  Slot* s = slot(index);
+  // acq_rel: every other holder's use of the slot happens-before the free below.
+  if (s->header.refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  uint32_t tag = s->header.tag.load(std::memory_order_relaxed);
+  std::memset(static_cast<void*>(&s->body), 0, sizeof(s->body));
+  s->header.tag.store(make_tag(Kind::kFree, tag_generation(tag)), std::memory_order_relaxed);
+  push_free(index);  // its release CAS publishes the cleared slot
+}
+
+void Arena::check_slot(uint32_t index, Kind kind, uint32_t generation) const {
+  if (index == 0 || index >= kArenaSlots)
+    throw SegmentError("slot index " + std::to_string(index) + " is outside the arena");
+  const Slot* s = slot(index);
+  // acquire: pairs with allocate()'s release store of the tag.
+  uint32_t tag = s->header.tag.load(std::memory_order_acquire);
+  if (tag_kind(tag) != static_cast<uint32_t>(kind))
+    throw SegmentError("slot " + std::to_string(index) + " holds another kind of primitive");
+  if (tag_generation(tag) != generation)
+    throw SegmentError("slot " + std::to_string(index) +
+                       " was reused: the primitive it held no longer exists");
+  if (s->header.refs.load(std::memory_order_relaxed) == 0)
+    throw SegmentError("slot " + std::to_string(index) + " is not referenced by anyone");
+}
+
+ArenaSet& ArenaSet::instance() {
+  static ArenaSet* set = new ArenaSet();  // never destroyed: mappings live until exit
+  return *set;
+}
+
+std::pair<Arena*, uint32_t> ArenaSet::allocate(Kind kind) {
+  std::lock_guard<std::mutex> guard(mu_);
+  if (current_ != nullptr) {
+    if (uint32_t index = current_->allocate(kind)) return {current_, index};
+  }
+  for (auto& arena : arenas_) {
+    if (uint32_t index = arena->allocate(kind)) {
+      current_ = arena.get();
+      return {current_, index};
+    }
+  }
+  auto fresh = Arena::create();
+  Arena* arena = fresh.get();
+  by_token_[arena->token()] = arena;
+  arenas_.push_back(std::move(fresh));
+  current_ = arena;
+  uint32_t index = arena->allocate(kind);
+  return {arena, index};
+}
+
+Arena* ArenaSet::find(uint64_t token) {
+  std::lock_guard<std::mutex> guard(mu_);
+  auto it = by_token_.find(token);
+  return it == by_token_.end() ? nullptr : it->second;
+}
+
+Arena* ArenaSet::attach(int fd, uint64_t token) {
+  std::lock_guard<std::mutex> guard(mu_);
+  auto it = by_token_.find(token);
+  if (it != by_token_.end()) {
+    Arena* known = it->second;
+    struct stat mine, theirs;
+    if (fd != known->fd() && fstat(fd, &theirs) == 0 && fstat(known->fd(), &mine) == 0 &&
+        mine.st_dev == theirs.st_dev && mine.st_ino == theirs.st_ino)
+      close(fd);  // a second descriptor of an arena we already map
+    return known;
+  }
+  auto arena = Arena::attach(fd, token);
+  Arena* raw = arena.get();
+  by_token_[token] = raw;
+  arenas_.push_back(std::move(arena));
+  return raw;
+}
+
+size_t ArenaSet::arena_count() {
+  std::lock_guard<std::mutex> guard(mu_);
+  return arenas_.size();
+}
+
+}  // namespace interlock::core

@@ -1,0 +1,116 @@
+#include "core/mutex.hpp"
+
+#include "core/spin.hpp"
+#include "core/thread_identity.hpp"
+
+namespace interlock::core::mutex {
+
+Status lock_slow(std::atomic<uint32_t>& word, uint32_t tid, const Deadline& deadline) {
+  if (spin_until([&] {
+        // relaxed poll; the CAS in try_lock provides the ordering.
+        return word.load(std::memory_order_relaxed) == 0 && try_lock(word, tid);
+      }))
+    return Status::kOk;
+  uint32_t w = word.load(std::memory_order_relaxed);  // a guess for the CAS loop
+  while (true) {
+    if (w == 0) {
+      // We may have slept, so others may sleep too: keep the waiters bit set.
+      // acquire: this CAS takes the lock.
+      if (word.compare_exchange_weak(w, tid | kWaitersBit, std::memory_order_acquire,
+                                       std::memory_order_relaxed))
+        return Status::kOk;
+      continue;
+    }
+    if (!(w & kWaitersBit)) {
+      // relaxed: setting the bit publishes nothing but the bit itself.
+      if (!word.compare_exchange_weak(w, w | kWaitersBit, std::memory_order_relaxed,
+                                        std::memory_order_relaxed))
+        continue;
+      w |= kWaitersBit;
+    }
+    Status s = futex_wait(&word, w, deadline);
+    if (s != Status::kOk) {
+      // A last look: the lock may have been freed just as time ran out.
+      if (s == Status::kTimedOut && try_lock(word, tid)) return Status::kOk;
+      return s;
+    }
+    w = word.load(std::memory_order_relaxed);  // re-read after waking
+  }
+}
+
+uint32_t unlock(std::atomic<uint32_t>& word) {
+  // release: see the header's "Memory ordering".
+  uint32_t old = word.exchange(0, std::memory_order_release);
+  if (old & kWaitersBit) futex_wake(&word, 1);
+  return old;
+}
+
+Status lock_acquire(MutexState& m, const Deadline& deadline) {
+  const ThreadIdentity& me = current_thread();
+  if (!try_lock(m.word, me.tid)) {
+    Status s = lock_slow(m.word, me.tid, deadline);
+    if (s != Status::kOk) return s;
+  }
+  m.owner_pid.store(me.pid, std::memory_order_relaxed);  // informational only
+  return Status::kOk;
+}
+
+bool lock_release(MutexState& m) {
+  // Fast refusal without writing when unlocked; the exchange below is the real check.
+  if (m.word.load(std::memory_order_relaxed) == 0) return false;
+  m.owner_pid.store(0, std::memory_order_relaxed);  // informational only
+  return unlock(m.word) != 0;
+}
+
+bool rlock_try_acquire(MutexState& m) {
+  const ThreadIdentity& me = current_thread();
+  if (owner_tid(m) == me.tid) {
+    // Only the owner writes depth while it holds the lock: relaxed is enough.
+    m.depth.store(m.depth.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    return true;
+  }
+  if (!try_lock(m.word, me.tid)) return false;
+  m.owner_pid.store(me.pid, std::memory_order_relaxed);
+  m.depth.store(1, std::memory_order_relaxed);
+  return true;
+}
+
+Status rlock_acquire(MutexState& m, const Deadline& deadline) {
+  if (rlock_try_acquire(m)) return Status::kOk;
+  return rlock_acquire_depth(m, 1, deadline);
+}
+
+Status rlock_acquire_depth(MutexState& m, uint32_t depth, const Deadline& deadline) {
+  const ThreadIdentity& me = current_thread();
+  if (!try_lock(m.word, me.tid)) {
+    Status s = lock_slow(m.word, me.tid, deadline);
+    if (s != Status::kOk) return s;
+  }
+  m.owner_pid.store(me.pid, std::memory_order_relaxed);
+  m.depth.store(depth, std::memory_order_relaxed);
+  return Status::kOk;
+}
+
+bool rlock_release(MutexState& m) {
+  if (owner_tid(m) != current_thread().tid) return false;
+  uint32_t depth = m.depth.load(std::memory_order_relaxed);
+  if (depth > 1) {
+    m.depth.store(depth - 1, std::memory_order_relaxed);
+    return true;
+  }
+  m.depth.store(0, std::memory_order_relaxed);
+  m.owner_pid.store(0, std::memory_order_relaxed);
+  unlock(m.word);
+  return true;
+}
+
+uint32_t rlock_release_all(MutexState& m) {
+  if (owner_tid(m) != current_thread().tid) return 0;
+  uint32_t depth = m.depth.load(std::memory_order_relaxed);
+  m.depth.store(0, std::memory_order_relaxed);
+  m.owner_pid.store(0, std::memory_order_relaxed);
+  unlock(m.word);
+  return depth;
+}
+
+}  // namespace interlock::core::mutex

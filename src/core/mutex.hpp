@@ -1,0 +1,78 @@
+// mutex.hpp: Lock and RLock over one futex word.
+//
+// States of MutexState::word:
+//   0                        unlocked
+//   tid                      locked by kernel thread `tid`, nobody asleep
+//   tid | kWaitersBit        locked, and somebody may be asleep on the word
+// The owner's tid is kept in the low 30 bits as in the kernel's robust-futex ABI, so any
+// process can tell who holds the lock. `owner_pid` (informational, for repr) says which
+// process that thread belongs to. `depth` is the RLock recursion count.
+//
+// Lock: anyone may unlock (multiprocessing's contract). RLock: only the owner may unlock,
+// once per acquisition.
+//
+// Protocol (a three-state futex mutex): acquire is a CAS 0 -> tid. A waiter that finds the
+// lock held first spins a bounded number of rounds, then sets kWaitersBit and sleeps while the
+// word still reads as locked-with-waiters. Once it has slept it acquires with the bit set
+// (it cannot know whether others still sleep). Unlock exchanges the word with 0 and issues a
+// wake only if the bit was set, so an uncontended unlock makes no system call.
+//
+// Memory ordering: the acquiring CAS is acquire and the unlocking exchange is release, so
+// everything done under the lock happens-before the next owner's critical section. Failed
+// CASes and polling loads are relaxed: they only decide whether to retry.
+#pragma once
+
+#include <cstdint>
+
+#include "core/deadline.hpp"
+#include "core/futex.hpp"
+#include "core/slot.hpp"
+
+namespace interlock::core::mutex {
+
+inline constexpr uint32_t kWaitersBit = 1u << 31;
+inline constexpr uint32_t kTidMask = (1u << 30) - 1;
+
+inline uint32_t owner_tid(const MutexState& m) {
+  return m.word.load(std::memory_order_relaxed) & kTidMask;  // a snapshot, for checks by the owner
+}
+inline bool is_locked(const MutexState& m) {
+  return m.word.load(std::memory_order_relaxed) != 0;  // a snapshot
+}
+
+// The bare three-state mutex on a futex word (also used by barrier.hpp's inner lock).
+
+// One attempt, never blocks.
+inline bool try_lock(std::atomic<uint32_t>& word, uint32_t tid) {
+  uint32_t expected = 0;
+  // acquire: see the header's "Memory ordering".
+  return word.compare_exchange_strong(expected, tid, std::memory_order_acquire,
+                                        std::memory_order_relaxed);
+}
+
+// Spins, then sleeps until the lock is taken (kOk), the deadline passes or a signal arrives.
+Status lock_slow(std::atomic<uint32_t>& word, uint32_t tid, const Deadline& deadline);
+
+// Unlocks unconditionally; returns the previous word (0 if it was not locked).
+uint32_t unlock(std::atomic<uint32_t>& word);
+
+// --- multiprocessing.Lock -------------------------------------------------------------
+
+// Acquires (blocking per `deadline`). kOk when acquired.
+Status lock_acquire(MutexState& m, const Deadline& deadline);
+// False when the lock was not locked (nothing changes then).
+bool lock_release(MutexState& m);
+
+// --- multiprocessing.RLock ------------------------------------------------------------
+
+Status rlock_acquire(MutexState& m, const Deadline& deadline);
+bool rlock_try_acquire(MutexState& m);
+// False when the caller is not the owner (nothing changes then).
+bool rlock_release(MutexState& m);
+// Releases every level at once (Condition.wait); returns the depth that was held, 0 if the
+// caller is not the owner.
+uint32_t rlock_release_all(MutexState& m);
+// Takes the lock and sets its depth (Condition.wait re-acquiring).
+Status rlock_acquire_depth(MutexState& m, uint32_t depth, const Deadline& deadline);
+
+}  // namespace interlock::core::mutex
