@@ -3,13 +3,16 @@
 A primitive's state lives in a slot of a nameless shared arena (see docs/design.md). It reaches
 a forked child by inheritance and a spawned or forkserver child by pickling, which is allowed
 only while a child is being spawned, exactly as multiprocessing allows it for its own
-primitives. Pickling sends the arena's file descriptor with ``multiprocessing.reduction.DupFd``
-and adds a reference to the slot that the child adopts.
+primitives. Pickling adds a reference to the slot that the child adopts, and sends the arena
+as an :class:`ArenaRef`: one object per arena, which the pickler's memo sends once per child
+however many primitives of that arena go with it, carrying the arena's file descriptor with
+``multiprocessing.reduction.DupFd``.
 """
 
 from __future__ import annotations
 
 import os
+import weakref
 from multiprocessing import context, reduction, util
 from typing import Any, Optional, Tuple
 
@@ -32,6 +35,35 @@ def is_fork_context(ctx: Optional[Any]) -> bool:
     return bool(get_start_method() == "fork")
 
 
+class ArenaRef:
+    """A picklable reference to one shared arena (one instance per arena per process)."""
+
+    __slots__ = ("fd", "token", "__weakref__")
+    _by_token: "weakref.WeakValueDictionary[int, ArenaRef]"
+
+    def __init__(self, fd: int, token: int) -> None:
+        self.fd = fd
+        self.token = token
+
+    @classmethod
+    def get(cls, fd: int, token: int) -> "ArenaRef":
+        ref = cls._by_token.get(token)
+        if ref is None:
+            ref = cls._by_token[token] = cls(fd, token)
+        return ref
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        return (_attach_arena, (reduction.DupFd(self.fd), self.token))
+
+
+ArenaRef._by_token = weakref.WeakValueDictionary()
+
+
+def _attach_arena(dupfd: Any, token: int) -> ArenaRef:
+    _core._attach_arena(dupfd.detach(), token)
+    return ArenaRef(-1, token)
+
+
 class Shareable:
     """Mixin that makes a ``_core`` primitive picklable for spawned children only."""
 
@@ -41,22 +73,30 @@ class Shareable:
         context.assert_spawning(self)
         if self._is_fork_ctx:  # type: ignore[attr-defined]
             raise RuntimeError(FORK_CTX_MESSAGE)
-        fd, *rest = super().__getstate__()  # type: ignore[misc]
-        return (reduction.DupFd(fd), *rest)
+        fd, token, *rest = super().__getstate__()  # type: ignore[misc]
+        return (ArenaRef.get(fd, token), *rest)
 
     def __setstate__(self, state: Tuple[Any, ...]) -> None:
-        if not isinstance(state, tuple) or not state or not hasattr(state[0], "detach"):
+        if not isinstance(state, tuple) or not state or not isinstance(state[0], ArenaRef):
             raise TypeError("malformed interlock state")
-        fd = state[0].detach()
-        super().__setstate__((fd, *state[1:]))  # type: ignore[misc]
+        super().__setstate__((state[0].token, *state[1:]))  # type: ignore[misc]
 
 
-def _install_process_hooks() -> None:
-    # A forked child holds real copies of every live primitive: count them.
-    os.register_at_fork(after_in_child=_core._after_fork_in_child)
-    # multiprocessing children leave through os._exit, skipping destructors: drop every
-    # reference at exit (the lowest priority, after everything else that might use a lock).
-    util.Finalize(None, _core._release_all, exitpriority=-1000)
+class _ProcessHooks:
+    """Keeps the slot reference counts right across fork and exit (docs/design.md)."""
+
+    def install(self) -> None:
+        # A forked child holds real copies of every live primitive: count them.
+        os.register_at_fork(after_in_child=_core._after_fork_in_child)
+        self.release_at_exit()
+        # multiprocessing empties the finalizer registry in each child it starts; put ours back.
+        util.register_after_fork(self, _ProcessHooks.release_at_exit)
+
+    def release_at_exit(self) -> None:
+        # multiprocessing children leave through os._exit, skipping destructors: drop every
+        # reference at exit (lowest priority: after everything else that might use a lock).
+        util.Finalize(None, _core._release_all, exitpriority=-1000)
 
 
-_install_process_hooks()
+_hooks = _ProcessHooks()
+_hooks.install()

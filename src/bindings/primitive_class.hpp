@@ -1,10 +1,12 @@
 // primitive_class.hpp: what every _core class shares: pickling state and cold accessors.
 //
-// The pickled state of a primitive starts with (fd, token, index, generation): the arena's
-// descriptor, its identity, the slot and its generation. Exporting it adds a reference to the
+// The exported state of a primitive starts with (fd, token, index, generation): the arena's
+// descriptor, its identity, the slot and its generation. Exporting adds a reference to the
 // slot for the receiving process to adopt (arena.hpp, "Slot lifetime"). The Python layer
-// wraps the descriptor for the child (multiprocessing.reduction.DupFd) and checks that the
-// export happens while spawning a child, so these functions see plain integers.
+// (interlock/_sharing.py) turns (fd, token) into one picklable arena object per arena, so an
+// arena travels once per child however many of its primitives do, and maps it in the child
+// (attach_arena) before the primitive's state, now starting (token, index, generation), is
+// imported.
 #pragma once
 
 #include <pybind11/pybind11.h>
@@ -17,19 +19,23 @@
 
 namespace interlock::bindings {
 
-inline constexpr size_t kCoreStateSize = 4;
+inline constexpr size_t kExportPrefix = 4;  // fd, token, index, generation
+inline constexpr size_t kImportPrefix = 3;  // token, index, generation
 
 // (fd, token, index, generation) of `p`, after adding a transfer reference.
 py::tuple export_core_state(Primitive& p);
 
-// The arena and slot named by the first kCoreStateSize items of `state`, mapping the arena if
-// needed. Throws SegmentError (or TypeError/ValueError for a malformed state).
+// The arena and slot named by the first kImportPrefix items of `state`; the arena must have
+// been attached already. Throws SegmentError (or TypeError/ValueError for a malformed state).
 struct SlotAddress {
   core::Arena* arena;
   uint32_t index;
   uint32_t generation;
 };
 SlotAddress import_core_state(const py::tuple& state, size_t expected_size);
+
+// Maps the arena behind `fd` in this process (closing `fd` when it is not needed).
+void attach_arena(int fd, uint64_t token);
 
 // Defines a _core class for T with the members every primitive has, and pickling whose
 // extra state (after the core state) `Extra` describes:
@@ -56,7 +62,7 @@ py::class_<T> define_primitive(py::module_& m, const char* name, const char* doc
             PySequence_Concat(core_state.ptr(), Extra::save(self).ptr()));
       },
       [](const py::tuple& state) {
-        SlotAddress address = import_core_state(state, kCoreStateSize + Extra::kSize);
+        SlotAddress address = import_core_state(state, kImportPrefix + Extra::kSize);
         return Extra::load(address, state);
       }));
   return cls;

@@ -98,8 +98,8 @@ struct BarrierExtra {
   static std::unique_ptr<BarrierObject> load(SlotAddress a, const py::tuple& state) {
     auto obj =
         std::make_unique<BarrierObject>(a.arena, a.index, core::Kind::kBarrier, a.generation);
-    obj->action = state[kCoreStateSize];
-    obj->timeout = state[kCoreStateSize + 1];
+    obj->action = state[kImportPrefix];
+    obj->timeout = state[kImportPrefix + 1];
     return obj;
   }
 };

@@ -142,7 +142,7 @@ struct ConditionExtra {
   static std::unique_ptr<ConditionObject> load(SlotAddress a, const py::tuple& state) {
     auto obj = std::make_unique<ConditionObject>(a.arena, a.index, core::Kind::kCondition,
                                                  a.generation);
-    bind_lock(*obj, state[kCoreStateSize]);
+    bind_lock(*obj, state[kImportPrefix]);
     return obj;
   }
 };

@@ -1,6 +1,7 @@
 // register_runtime.cpp: exceptions, process-lifetime hooks and layout constants.
 #include <pybind11/pybind11.h>
 
+#include "bindings/primitive_class.hpp"
 #include "bindings/register.hpp"
 #include "core/arena.hpp"
 #include "core/errors.hpp"
@@ -22,6 +23,8 @@ void register_runtime(py::module_& m) {
       }
     }
   });
+  m.def("_attach_arena", &attach_arena, py::arg("fd"), py::arg("token"),
+        "Map the arena behind fd (received from a parent) unless it is mapped already.");
   m.def("_after_fork_in_child", &core::SlotHandle::after_fork_in_child,
         "Fork child: take a reference for every inherited primitive.");
   m.def("_release_all", &core::SlotHandle::release_all,
