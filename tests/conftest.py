@@ -1,0 +1,25 @@
+"""Shared fixtures: multiprocessing contexts for every start method, and child helpers."""
+
+import multiprocessing as mp
+
+import pytest
+
+START_METHODS = ["fork", "spawn", "forkserver"]
+
+
+@pytest.fixture(params=START_METHODS)
+def ctx(request):
+    """A multiprocessing context for each start method."""
+    return mp.get_context(request.param)
+
+
+def run_child(ctx, target, *args, timeout=60):
+    """Runs target(*args) in a child of ctx and returns its exit code."""
+    p = ctx.Process(target=target, args=args)
+    p.start()
+    p.join(timeout)
+    if p.is_alive():
+        p.kill()
+        p.join()
+        pytest.fail(f"child {target.__name__} did not finish within {timeout}s")
+    return p.exitcode

@@ -1,0 +1,132 @@
+"""Functions that test children run. They live in a module of their own so that spawn and
+forkserver children can import them."""
+
+import os
+import time
+
+
+def acquire_and_report(lock, results, timeout):
+    results.put(lock.acquire(timeout=timeout))
+
+
+def hold_for(lock, held, seconds):
+    lock.acquire()
+    held.set()
+    time.sleep(seconds)
+    lock.release()
+
+
+def release_it(lock):
+    lock.release()
+
+
+def release_and_report(lock, results):
+    try:
+        lock.release()
+        results.put("released")
+    except Exception as exc:
+        results.put((type(exc).__name__, str(exc)))
+
+
+def repr_from_child(obj, results):
+    results.put(repr(obj))
+
+
+def add_under_lock(lock, counter, rounds):
+    for _ in range(rounds):
+        with lock:
+            value = counter.value
+            # A pause inside the critical section makes a broken lock lose updates.
+            if value % 97 == 0:
+                time.sleep(0)
+            counter.value = value + 1
+
+
+def take_and_return_permits(sem, rounds, inside, max_inside):
+    for _ in range(rounds):
+        with sem:
+            with inside.get_lock():
+                inside.value += 1
+                if inside.value > max_inside.value:
+                    max_inside.value = inside.value
+            with inside.get_lock():
+                inside.value -= 1
+
+
+def release_n_times(sem, n, results):
+    ok = 0
+    for _ in range(n):
+        try:
+            sem.release()
+            ok += 1
+        except ValueError:
+            pass
+    results.put(ok)
+
+
+def slot_info_in_child(obj, results):
+    results.put(obj._slot_info())
+
+
+def kill_self_holding(lock):
+    lock.acquire()
+    os._exit(0)
+
+
+def event_wait_and_report(event, results, timeout):
+    results.put(event.wait(timeout))
+
+
+def condition_wait(cond, ready, results, timeout):
+    with cond:
+        ready.release()
+        results.put(cond.wait(timeout))
+
+
+def barrier_wait(barrier, results, timeout):
+    try:
+        results.put(barrier.wait(timeout))
+    except Exception as exc:
+        results.put(type(exc).__name__)
+
+
+def sem_ping(ping, pong, rounds):
+    for _ in range(rounds):
+        ping.acquire()
+        pong.release()
+
+
+def condition_wait_many(cond, ready, results, timeout, who):
+    with cond:
+        ready.release()
+        ok = cond.wait(timeout)
+    results.put((who, ok))
+
+
+def wait_on_condition_forever(cond, ready):
+    with cond:
+        ready.release()
+        cond.wait()
+
+
+def barrier_rounds(barrier, rounds, results, timeout):
+    out = []
+    for _ in range(rounds):
+        out.append(barrier.wait(timeout))
+    results.put(out)
+
+
+def count_action(counter):
+    with counter.get_lock():
+        counter.value += 1
+
+
+def barrier_wait_forever(barrier):
+    barrier.wait()
+
+
+def event_ping(ping, pong, rounds):
+    for _ in range(rounds):
+        ping.wait()
+        ping.clear()
+        pong.set()
