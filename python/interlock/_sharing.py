@@ -25,10 +25,17 @@ FORK_CTX_MESSAGE = (
 )
 
 
+_DEFAULT_CONTEXT = context._default_context
+
+
 def is_fork_context(ctx: Optional[Any]) -> bool:
     """Resolve ``ctx`` as multiprocessing does and say whether it is the fork context."""
     if ctx is None:
-        ctx = context._default_context.get_context()
+        # Fast path: the default context, once chosen, is a concrete context with a name.
+        ctx = _DEFAULT_CONTEXT._actual_context or _DEFAULT_CONTEXT.get_context()
+    name = getattr(ctx, "_name", None)
+    if isinstance(name, str) and isinstance(ctx, context.BaseContext):
+        return name == "fork"
     get_start_method = getattr(ctx, "get_start_method", None)
     if get_start_method is None:
         raise TypeError(f"ctx must be a multiprocessing context, not {type(ctx).__name__}")

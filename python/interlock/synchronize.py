@@ -9,6 +9,7 @@ are implemented natively in :mod:`interlock._core`; this module adds constructio
 from __future__ import annotations
 
 import operator
+import os
 import threading
 import time
 from multiprocessing import process
@@ -41,13 +42,19 @@ def _thread_qualified_process_name() -> str:
     return name
 
 
+def _held_in_this_process(lock: Any) -> bool:
+    """True if the lock's holder (a kernel thread id) is a thread of this process."""
+    tid = lock._owner_tid()
+    return tid != 0 and os.path.exists(f"/proc/self/task/{tid}")
+
+
 def _holder_name(lock: Any) -> str:
     """The owner as CPython's reprs name it."""
     if lock._is_mine():
         return _thread_qualified_process_name()
     if not lock.locked():
         return "None"
-    if lock._owner_pid() == process.current_process().pid:
+    if _held_in_this_process(lock):
         return "SomeOtherThread"
     return "SomeOtherProcess"
 
@@ -91,7 +98,7 @@ class RLock(Shareable, _core.RLock):
                 name, count = _thread_qualified_process_name(), str(self._count())
             elif not self.locked():
                 name, count = "None", "0"
-            elif self._owner_pid() == process.current_process().pid:
+            elif _held_in_this_process(self):
                 name, count = "SomeOtherThread", "nonzero"
             else:
                 name, count = "SomeOtherProcess", "nonzero"

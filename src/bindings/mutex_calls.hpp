@@ -5,15 +5,34 @@
 #include <Python.h>
 
 #include "bindings/native.hpp"
+#include "core/mutex.hpp"
 #include "core/slot.hpp"
+#include "core/thread_identity.hpp"
 
 namespace interlock::bindings {
 
+// The part of acquire_mutex after the first attempt failed.
+PyObject* acquire_mutex_slow(core::MutexState& m, bool recursive, const WaitArgs& a);
+PyObject* raise_not_owned();
+
 // Takes the lock as `a` says (RLock semantics when `recursive`). Returns a new reference to
 // True/False, or NULL with an exception set (a signal handler raised).
-PyObject* acquire_mutex(core::MutexState& m, bool recursive, const WaitArgs& a);
+inline PyObject* acquire_mutex(core::MutexState& m, bool recursive, const WaitArgs& a) {
+  bool got = recursive ? core::mutex::rlock_try_acquire(m)
+                       : core::mutex::try_lock(m.word, core::current_thread().tid);
+  if (got) Py_RETURN_TRUE;
+  return acquire_mutex_slow(m, recursive, a);
+}
+
 // Releases one level. NULL with CPython's exception when not allowed: ValueError for an
 // unlocked Lock, AssertionError for an RLock not owned by the caller.
-PyObject* release_mutex(core::MutexState& m, bool recursive);
+inline PyObject* release_mutex(core::MutexState& m, bool recursive) {
+  if (recursive) {
+    if (!core::mutex::rlock_release(m)) return raise_not_owned();
+  } else if (!core::mutex::lock_release(m)) {
+    return raise_released_too_many_times();
+  }
+  Py_RETURN_NONE;
+}
 
 }  // namespace interlock::bindings

@@ -2,13 +2,36 @@
 
 #include <cmath>
 #include <cstring>
+#include <utility>
 
 namespace interlock::bindings {
 
 namespace {
 
-// The position of keyword `key` among `names`, or -1.
+// The position of keyword `key` among `names`, or -1. Keyword names at call sites are
+// interned, so a pointer comparison with the interned parameter name usually decides.
+// The interned str for a parameter name (static storage), made once and kept forever.
+// Called with the GIL held, which serialises the cache.
+PyObject* interned_name(const char* name) {
+  static std::pair<const char*, PyObject*> cache[16];
+  for (auto& entry : cache) {
+    if (entry.first == name) return entry.second;
+    if (entry.first == nullptr) {
+      PyObject* str = PyUnicode_InternFromString(name);
+      if (str == nullptr) {
+        PyErr_Clear();
+        return nullptr;
+      }
+      entry = {name, str};
+      return str;
+    }
+  }
+  return nullptr;  // cache full: fall back to comparing characters
+}
+
 int keyword_index(PyObject* key, const char* const* names, int nparams) {
+  for (int i = 0; i < nparams; ++i)
+    if (interned_name(names[i]) == key) return i;
   for (int i = 0; i < nparams; ++i)
     if (PyUnicode_CompareWithASCIIString(key, names[i]) == 0) return i;
   return -1;
@@ -82,9 +105,21 @@ bool parse_timeout(PyObject* obj, WaitArgs* out) {
   return true;
 }
 
-bool parse_wait_args(const char* fname, const char* const* names, int nparams,
-                     PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames, WaitArgs* out) {
-  if (nargs == 0 && kwnames == nullptr) return true;  // the common case: all defaults
+void* native_slow(PyObject* self, const std::type_info& type) {
+  auto* inst = reinterpret_cast<py::detail::instance*>(self);
+  if (!inst->simple_layout) {
+    auto* tinfo = py::detail::get_type_info(type);
+    auto vh = inst->get_value_and_holder(tinfo, false);
+    if (vh && vh.holder_constructed()) return vh.value_ptr();
+  }
+  PyErr_Format(PyExc_RuntimeError, "%s object is not initialized (its __init__ did not run)",
+               Py_TYPE(self)->tp_name);
+  return nullptr;
+}
+
+bool parse_wait_args_slow(const char* fname, const char* const* names, int nparams,
+                          PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames,
+                          WaitArgs* out) {
   PyObject* slots[2];
   if (!bind_arguments(fname, names, nparams, args, nargs, kwnames, slots)) return false;
   PyObject* timeout = slots[nparams - 1];
@@ -112,8 +147,7 @@ bool parse_count_arg(const char* fname, const char* name, PyObject* const* args,
   return true;
 }
 
-bool parse_no_args(const char* fname, Py_ssize_t nargs, PyObject* kwnames) {
-  if (nargs == 0 && (kwnames == nullptr || PyTuple_GET_SIZE(kwnames) == 0)) return true;
+bool refuse_args(const char* fname) {
   PyErr_Format(PyExc_TypeError, "%s() takes no arguments", fname);
   return false;
 }

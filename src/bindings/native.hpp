@@ -20,19 +20,14 @@ namespace py = pybind11;
 // The C++ object of type T behind `self`, or nullptr with a Python exception set (for an
 // instance whose __init__ never ran). `self` is known to be an instance of T's class: method
 // descriptors check that before calling.
+void* native_slow(PyObject* self, const std::type_info& type);
+
 template <class T>
-T* native(PyObject* self) {
+inline T* native(PyObject* self) {
   auto* inst = reinterpret_cast<py::detail::instance*>(self);
-  if (inst->simple_layout) {
-    if (inst->simple_holder_constructed) return static_cast<T*>(inst->simple_value_holder[0]);
-  } else {
-    auto* tinfo = py::detail::get_type_info(typeid(T));
-    auto vh = inst->get_value_and_holder(tinfo, false);
-    if (vh && vh.holder_constructed()) return vh.value_ptr<T>();
-  }
-  PyErr_Format(PyExc_RuntimeError, "%s object is not initialized (its __init__ did not run)",
-               Py_TYPE(self)->tp_name);
-  return nullptr;
+  if (inst->simple_layout && inst->simple_holder_constructed)
+    return static_cast<T*>(inst->simple_value_holder[0]);
+  return static_cast<T*>(native_slow(self, typeid(T)));
 }
 
 // acquire(block=True, timeout=None) and wait(timeout=None) arguments.
@@ -50,15 +45,26 @@ struct WaitArgs {
 
 // Parses up to `max_positional` of (block, timeout) or (timeout) in CPython's style.
 // `names` lists the accepted parameter names in order. Returns false with an exception set.
-bool parse_wait_args(const char* fname, const char* const* names, int nparams,
-                     PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames, WaitArgs* out);
+bool parse_wait_args_slow(const char* fname, const char* const* names, int nparams,
+                          PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames,
+                          WaitArgs* out);
+inline bool parse_wait_args(const char* fname, const char* const* names, int nparams,
+                            PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames,
+                            WaitArgs* out) {
+  if (nargs == 0 && kwnames == nullptr) return true;  // the common case: all defaults
+  return parse_wait_args_slow(fname, names, nparams, args, nargs, kwnames, out);
+}
 // Converts a timeout object (None or a real number) like CPython, refusing NaN.
 bool parse_timeout(PyObject* obj, WaitArgs* out);
 // Parses a single optional integer argument named `name` (notify's n, release's n).
 bool parse_count_arg(const char* fname, const char* name, PyObject* const* args, Py_ssize_t nargs,
                      PyObject* kwnames, long long default_value, long long* out);
 // Refuses any argument.
-bool parse_no_args(const char* fname, Py_ssize_t nargs, PyObject* kwnames);
+bool refuse_args(const char* fname);
+inline bool parse_no_args(const char* fname, Py_ssize_t nargs, PyObject* kwnames) {
+  if (nargs == 0 && (kwnames == nullptr || PyTuple_GET_SIZE(kwnames) == 0)) return true;
+  return refuse_args(fname);
+}
 
 // Runs `op` (which returns core::Status and must not touch Python) with the GIL released.
 // On kInterrupted it takes the GIL back, runs the signal handlers and, unless one raised,

@@ -14,16 +14,7 @@ namespace interlock::bindings {
 using core::Status;
 namespace mutex = core::mutex;
 
-PyObject* acquire_mutex(core::MutexState& m, bool recursive, const WaitArgs& a) {
-  if (recursive) {
-    if (mutex::rlock_try_acquire(m)) Py_RETURN_TRUE;
-  } else {
-    const core::ThreadIdentity& me = core::current_thread();
-    if (mutex::try_lock(m.word, me.tid)) {
-      m.owner_pid.store(me.pid, std::memory_order_relaxed);  // informational only
-      Py_RETURN_TRUE;
-    }
-  }
+PyObject* acquire_mutex_slow(core::MutexState& m, bool recursive, const WaitArgs& a) {
   if (a.try_only()) Py_RETURN_FALSE;
   core::Deadline deadline = a.deadline();
   bool raised;
@@ -37,17 +28,9 @@ PyObject* acquire_mutex(core::MutexState& m, bool recursive, const WaitArgs& a) 
   return PyBool_FromLong(s == Status::kOk);
 }
 
-PyObject* release_mutex(core::MutexState& m, bool recursive) {
-  if (recursive) {
-    if (!mutex::rlock_release(m)) {
-      PyErr_SetString(PyExc_AssertionError,
-                      "attempt to release recursive lock not owned by thread");
-      return nullptr;
-    }
-  } else if (!mutex::lock_release(m)) {
-    return raise_released_too_many_times();
-  }
-  Py_RETURN_NONE;
+PyObject* raise_not_owned() {
+  PyErr_SetString(PyExc_AssertionError, "attempt to release recursive lock not owned by thread");
+  return nullptr;
 }
 
 namespace {
@@ -112,12 +95,8 @@ void define_mutex(py::module_& m, const char* name, const char* doc) {
       "_is_mine", [](T& self) { return mutex::owner_tid(self.state()) == core::current_thread().tid; },
       "True if the calling thread holds the lock.");
   cls.def(
-      "_owner_pid",
-      [](T& self) {
-        if (!mutex::is_locked(self.state())) return uint32_t{0};
-        return self.state().owner_pid.load(std::memory_order_relaxed);
-      },
-      "The pid of the process holding the lock, or 0 (a snapshot).");
+      "_owner_tid", [](T& self) { return mutex::owner_tid(self.state()); },
+      "The kernel thread id of the holder, or 0 (a snapshot).");
   cls.def(
       "_count", [](T& self) { return self.state().depth.load(std::memory_order_relaxed); },
       "The recursion depth of an RLock (a snapshot; 0 for a Lock).");

@@ -38,41 +38,13 @@ Status lock_slow(std::atomic<uint32_t>& word, uint32_t tid, const Deadline& dead
   }
 }
 
-uint32_t unlock(std::atomic<uint32_t>& word) {
-  // release: see the header's "Memory ordering".
-  uint32_t old = word.exchange(0, std::memory_order_release);
-  if (old & kWaitersBit) futex_wake(&word, 1);
-  return old;
-}
-
 Status lock_acquire(MutexState& m, const Deadline& deadline) {
   const ThreadIdentity& me = current_thread();
   if (!try_lock(m.word, me.tid)) {
     Status s = lock_slow(m.word, me.tid, deadline);
     if (s != Status::kOk) return s;
   }
-  m.owner_pid.store(me.pid, std::memory_order_relaxed);  // informational only
   return Status::kOk;
-}
-
-bool lock_release(MutexState& m) {
-  // Fast refusal without writing when unlocked; the exchange below is the real check.
-  if (m.word.load(std::memory_order_relaxed) == 0) return false;
-  m.owner_pid.store(0, std::memory_order_relaxed);  // informational only
-  return unlock(m.word) != 0;
-}
-
-bool rlock_try_acquire(MutexState& m) {
-  const ThreadIdentity& me = current_thread();
-  if (owner_tid(m) == me.tid) {
-    // Only the owner writes depth while it holds the lock: relaxed is enough.
-    m.depth.store(m.depth.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    return true;
-  }
-  if (!try_lock(m.word, me.tid)) return false;
-  m.owner_pid.store(me.pid, std::memory_order_relaxed);
-  m.depth.store(1, std::memory_order_relaxed);
-  return true;
 }
 
 Status rlock_acquire(MutexState& m, const Deadline& deadline) {
@@ -86,29 +58,14 @@ Status rlock_acquire_depth(MutexState& m, uint32_t depth, const Deadline& deadli
     Status s = lock_slow(m.word, me.tid, deadline);
     if (s != Status::kOk) return s;
   }
-  m.owner_pid.store(me.pid, std::memory_order_relaxed);
   m.depth.store(depth, std::memory_order_relaxed);
   return Status::kOk;
-}
-
-bool rlock_release(MutexState& m) {
-  if (owner_tid(m) != current_thread().tid) return false;
-  uint32_t depth = m.depth.load(std::memory_order_relaxed);
-  if (depth > 1) {
-    m.depth.store(depth - 1, std::memory_order_relaxed);
-    return true;
-  }
-  m.depth.store(0, std::memory_order_relaxed);
-  m.owner_pid.store(0, std::memory_order_relaxed);
-  unlock(m.word);
-  return true;
 }
 
 uint32_t rlock_release_all(MutexState& m) {
   if (owner_tid(m) != current_thread().tid) return 0;
   uint32_t depth = m.depth.load(std::memory_order_relaxed);
   m.depth.store(0, std::memory_order_relaxed);
-  m.owner_pid.store(0, std::memory_order_relaxed);
   unlock(m.word);
   return depth;
 }

@@ -5,8 +5,8 @@
 //   tid                      locked by kernel thread `tid`, nobody asleep
 //   tid | kWaitersBit        locked, and somebody may be asleep on the word
 // The owner's tid is kept in the low 30 bits as in the kernel's robust-futex ABI, so any
-// process can tell who holds the lock. `owner_pid` (informational, for repr) says which
-// process that thread belongs to. `depth` is the RLock recursion count.
+// process can tell who holds the lock (a reader that needs the holder's process asks the
+// kernel which process that tid belongs to). `depth` is the RLock recursion count.
 //
 // Lock: anyone may unlock (multiprocessing's contract). RLock: only the owner may unlock,
 // once per acquisition.
@@ -27,6 +27,7 @@
 #include "core/deadline.hpp"
 #include "core/futex.hpp"
 #include "core/slot.hpp"
+#include "core/thread_identity.hpp"
 
 namespace interlock::core::mutex {
 
@@ -54,21 +55,44 @@ inline bool try_lock(std::atomic<uint32_t>& word, uint32_t tid) {
 Status lock_slow(std::atomic<uint32_t>& word, uint32_t tid, const Deadline& deadline);
 
 // Unlocks unconditionally; returns the previous word (0 if it was not locked).
-uint32_t unlock(std::atomic<uint32_t>& word);
+inline uint32_t unlock(std::atomic<uint32_t>& word) {
+  // release: see the header's "Memory ordering".
+  uint32_t old = word.exchange(0, std::memory_order_release);
+  if (old & kWaitersBit) futex_wake(&word, 1);
+  return old;
+}
 
 // --- multiprocessing.Lock -------------------------------------------------------------
 
 // Acquires (blocking per `deadline`). kOk when acquired.
 Status lock_acquire(MutexState& m, const Deadline& deadline);
-// False when the lock was not locked (nothing changes then).
-bool lock_release(MutexState& m);
+// False when the lock was not locked (nothing changes then: the exchange wrote 0 over 0).
+inline bool lock_release(MutexState& m) { return unlock(m.word) != 0; }
 
 // --- multiprocessing.RLock ------------------------------------------------------------
 
 Status rlock_acquire(MutexState& m, const Deadline& deadline);
-bool rlock_try_acquire(MutexState& m);
+
+inline bool rlock_try_acquire(MutexState& m) {
+  const uint32_t me = current_thread().tid;
+  if (owner_tid(m) == me) {
+    // Only the owner writes depth while it holds the lock: relaxed is enough.
+    m.depth.store(m.depth.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    return true;
+  }
+  if (!try_lock(m.word, me)) return false;
+  m.depth.store(1, std::memory_order_relaxed);  // ordered by the acquiring CAS
+  return true;
+}
+
 // False when the caller is not the owner (nothing changes then).
-bool rlock_release(MutexState& m);
+inline bool rlock_release(MutexState& m) {
+  if (owner_tid(m) != current_thread().tid) return false;
+  uint32_t depth = m.depth.load(std::memory_order_relaxed);  // only the owner writes it
+  m.depth.store(depth - 1, std::memory_order_relaxed);
+  if (depth <= 1) unlock(m.word);  // its release exchange publishes depth == 0
+  return true;
+}
 // Releases every level at once (Condition.wait); returns the depth that was held, 0 if the
 // caller is not the owner.
 uint32_t rlock_release_all(MutexState& m);

@@ -8,7 +8,7 @@
 namespace interlock::core {
 
 // Rounds of polling before a waiter goes to sleep.
-inline constexpr int kSpinRounds = 400;
+inline constexpr int kSpinRounds = 4000;
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)

@@ -6,14 +6,13 @@
 
 namespace interlock::core {
 
+namespace detail {
+__thread ThreadIdentity tls_identity __attribute__((tls_model("initial-exec"))) = {0, 0};
+}  // namespace detail
+
 namespace {
 
-// initial-exec: the identity is read on every acquire, and this model makes that one
-// %fs-relative load instead of a __tls_get_addr call. It needs 8 bytes of static TLS, which
-// glibc's surplus provides to modules loaded with dlopen.
-__attribute__((tls_model("initial-exec"))) thread_local ThreadIdentity tls_identity{0, 0};
-
-void forget_identity_in_child() { tls_identity = ThreadIdentity{0, 0}; }
+void forget_identity_in_child() { detail::tls_identity = ThreadIdentity{0, 0}; }
 
 // Registers the fork handler once, the first time any thread asks who it is.
 struct ForkHandlerRegistration {
@@ -22,13 +21,11 @@ struct ForkHandlerRegistration {
 
 }  // namespace
 
-const ThreadIdentity& current_thread() {
-  if (tls_identity.tid == 0) {
-    static ForkHandlerRegistration registration;
-    (void)registration;
-    tls_identity.tid = static_cast<uint32_t>(syscall(SYS_gettid));
-    tls_identity.pid = static_cast<uint32_t>(getpid());
-  }
+const ThreadIdentity& detail::load_identity() {
+  static ForkHandlerRegistration registration;
+  (void)registration;
+  tls_identity.tid = static_cast<uint32_t>(syscall(SYS_gettid));
+  tls_identity.pid = static_cast<uint32_t>(getpid());
   return tls_identity;
 }
 

@@ -15,7 +15,19 @@ struct ThreadIdentity {
   uint32_t pid;  // process id (getpid)
 };
 
+namespace detail {
+// __thread (a plain POD, so no TLS wrapper call) with the initial-exec model: the identity
+// is read on every acquire, and this model makes that one
+// %fs-relative load instead of a __tls_get_addr call. It needs 8 bytes of static TLS, which
+// glibc's surplus provides to modules loaded with dlopen.
+extern __thread ThreadIdentity tls_identity __attribute__((tls_model("initial-exec")));
+const ThreadIdentity& load_identity();
+}  // namespace detail
+
 // The calling thread's identity. Cheap after the first call in each thread.
-const ThreadIdentity& current_thread();
+inline const ThreadIdentity& current_thread() {
+  if (detail::tls_identity.tid != 0) return detail::tls_identity;
+  return detail::load_identity();
+}
 
 }  // namespace interlock::core

@@ -1,0 +1,140 @@
+"""Shared memory lifetime and scale: nothing left in /dev/shm, arenas instead of one mapping
+per primitive, bounded memory under churn."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from interlock import _core
+
+SHM = "/dev/shm"
+
+
+def _shm_entries():
+    return set(os.listdir(SHM)) if os.path.isdir(SHM) else set()
+
+
+def _run(code, timeout=300):
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+@pytest.mark.parametrize("ending", ["normal", "exception", "child_crash", "parent_sigkill"])
+def test_no_dev_shm_entries_left_behind(method, ending):
+    before = _shm_entries()
+    code = f"""
+        import multiprocessing as mp, os, signal
+        import interlock
+        from interlock import synchronize
+
+        def child(lock, sem, ev, cond, bar):
+            lock.acquire()
+            if {ending!r} == "child_crash":
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        if __name__ == "__main__":
+            ctx = mp.get_context({method!r})
+            objs = (synchronize.Lock(ctx=ctx), synchronize.Semaphore(2, ctx=ctx),
+                    synchronize.Event(ctx=ctx), synchronize.Condition(ctx=ctx),
+                    synchronize.Barrier(2, ctx=ctx))
+            p = ctx.Process(target=child, args=objs)
+            p.start()
+            p.join()
+            if {ending!r} == "exception":
+                raise SystemExit("boom")
+            if {ending!r} == "parent_sigkill":
+                os.kill(os.getpid(), signal.SIGKILL)
+    """
+    _run(code, timeout=120)
+    leaked = {name for name in _shm_entries() - before if "interlock" in name or
+              name.startswith("sem.")}
+    assert leaked == set()
+
+
+def test_a_million_locks_in_one_process():
+    out = _run("""
+        import resource
+        import interlock
+        from interlock import _core
+        locks = [interlock.Lock() for _ in range(1_000_000)]
+        locks[0].acquire(); locks[-1].acquire()
+        assert locks[-1].locked() and not locks[500_000].locked()
+        print(_core._arena_count(), _core._live_handles())
+    """, timeout=600)
+    assert out.returncode == 0, out.stderr
+    arenas, live = map(int, out.stdout.split())
+    assert live >= 1_000_000
+    # 64-byte slots, 16383 usable per 1 MiB arena: one mapping per ~16k primitives.
+    assert arenas <= 1_000_000 // (_core.ARENA_SLOTS - 1) + 2
+
+
+def test_shared_memory_per_lock_is_at_most_128_bytes():
+    assert _core.SLOT_SIZE <= 128
+
+
+def test_churn_does_not_grow_memory():
+    out = _run("""
+        import resource, gc
+        import interlock
+        from interlock import _core
+        def rss_kib():
+            with open("/proc/self/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS"):
+                        return int(line.split()[1])
+        for _ in range(50_000):
+            interlock.Lock(); interlock.Condition(); interlock.Barrier(2)
+        base_rss, base_arenas = rss_kib(), _core._arena_count()
+        for _ in range(300_000):
+            interlock.Lock(); interlock.Condition(); interlock.Barrier(2)
+        print(rss_kib() - base_rss, _core._arena_count() - base_arenas)
+    """, timeout=600)
+    assert out.returncode == 0, out.stderr
+    grown_kib, new_arenas = map(int, out.stdout.split())
+    assert new_arenas == 0
+    assert grown_kib < 4096
+
+
+def test_foreign_file_descriptor_is_refused(tmp_path):
+    path = tmp_path / "not-an-arena"
+    path.write_bytes(b"\0" * 4096)
+    fd = os.open(path, os.O_RDWR)
+    with pytest.raises(_core.SegmentError, match="size"):
+        _core._attach_arena(fd, 1)
+    big = tmp_path / "big"
+    big.write_bytes(b"\x01" * (_core.ARENA_SLOTS * _core.SLOT_SIZE))
+    fd = os.open(big, os.O_RDWR)
+    with pytest.raises(_core.SegmentError, match="not an interlock arena"):
+        _core._attach_arena(fd, 1)
+    r, w = os.pipe()
+    with pytest.raises(_core.SegmentError, match="regular file"):
+        _core._attach_arena(r, 1)
+    os.close(w)
+
+
+def test_wrong_token_kind_or_generation_is_refused():
+    import interlock
+    from interlock import synchronize
+
+    lock = interlock.Lock()
+    token, index, generation, _ = lock._slot_info()
+    with pytest.raises(_core.SegmentError, match="not mapped"):
+        synchronize.Lock.__new__(synchronize.Lock).__setstate__(
+            (_Ref(token ^ 1), index, generation))
+    with pytest.raises(_core.SegmentError, match="another kind"):
+        synchronize.Event.__new__(synchronize.Event).__setstate__((_Ref(token), index, generation))
+    with pytest.raises(_core.SegmentError, match="reused"):
+        synchronize.Lock.__new__(synchronize.Lock).__setstate__(
+            (_Ref(token), index, generation + 1))
+    with pytest.raises(_core.SegmentError, match="outside"):
+        synchronize.Lock.__new__(synchronize.Lock).__setstate__((_Ref(token), 10**6, 1))
+
+
+def _Ref(token):
+    from interlock._sharing import ArenaRef
+
+    return ArenaRef(-1, token)
