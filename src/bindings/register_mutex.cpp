@@ -16,6 +16,11 @@ namespace mutex = core::mutex;
 
 PyObject* acquire_mutex_slow(core::MutexState& m, bool recursive, const WaitArgs& a) {
   if (a.try_only()) Py_RETURN_FALSE;
+  // A short spin before giving up the GIL: most contended hand-offs complete within it.
+  if (mutex::lock_spin_briefly(m.word, core::current_thread().tid)) {
+    if (recursive) m.depth.store(1, std::memory_order_relaxed);  // ordered by the CAS
+    Py_RETURN_TRUE;
+  }
   core::Deadline deadline = a.deadline();
   bool raised;
   Status s = run_blocking(

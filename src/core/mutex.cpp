@@ -5,8 +5,17 @@
 
 namespace interlock::core::mutex {
 
+bool lock_spin_briefly(std::atomic<uint32_t>& word, uint32_t tid) {
+  return spin_with_backoff(
+      [&] {
+        // relaxed poll; the CAS in try_lock provides the ordering.
+        return word.load(std::memory_order_relaxed) == 0 && try_lock(word, tid);
+      },
+      kShortSpinRounds);
+}
+
 Status lock_slow(std::atomic<uint32_t>& word, uint32_t tid, const Deadline& deadline) {
-  if (spin_until([&] {
+  if (spin_with_backoff([&] {
         // relaxed poll; the CAS in try_lock provides the ordering.
         return word.load(std::memory_order_relaxed) == 0 && try_lock(word, tid);
       }))

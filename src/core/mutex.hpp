@@ -54,6 +54,9 @@ inline bool try_lock(std::atomic<uint32_t>& word, uint32_t tid) {
 // Spins, then sleeps until the lock is taken (kOk), the deadline passes or a signal arrives.
 Status lock_slow(std::atomic<uint32_t>& word, uint32_t tid, const Deadline& deadline);
 
+// A brief bounded spin for a contended lock, meant to run before the caller releases the GIL.
+bool lock_spin_briefly(std::atomic<uint32_t>& word, uint32_t tid);
+
 // Unlocks unconditionally; returns the previous word (0 if it was not locked).
 inline uint32_t unlock(std::atomic<uint32_t>& word) {
   // release: see the header's "Memory ordering".

@@ -9,6 +9,9 @@ namespace interlock::core {
 
 // Rounds of polling before a waiter goes to sleep.
 inline constexpr int kSpinRounds = 4000;
+// Rounds of polling a contended lock gets before the caller even releases the GIL: releasing
+// and re-taking it costs more than a typical hand-off between two processes.
+inline constexpr int kShortSpinRounds = 1024;
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -26,6 +29,22 @@ bool spin_until(Ready&& ready) {
   for (int i = 0; i < kSpinRounds; ++i) {
     if (ready()) return true;
     cpu_relax();
+  }
+  return false;
+}
+
+// Like spin_until, but waits 1, 2, 4, ... up to kMaxBackoff pauses between polls, within the
+// same total budget of pauses. For locks: a contender that polls less often lets the holder
+// re-take a lock it just released without the cache line bouncing every time, which is where
+// contended throughput goes.
+inline constexpr int kMaxBackoff = 64;
+template <class Ready>
+bool spin_with_backoff(Ready&& ready, int budget = kSpinRounds) {
+  int backoff = 1;
+  for (int spent = 0; spent < budget; spent += backoff) {
+    if (ready()) return true;
+    for (int i = 0; i < backoff; ++i) cpu_relax();
+    if (backoff < kMaxBackoff) backoff *= 2;
   }
   return false;
 }
