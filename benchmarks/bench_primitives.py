@@ -247,6 +247,13 @@ def _row(what, target, samples):
     return {"operation": what, "median": med, "spread": spread, "ratio": ratio, "target": target}
 
 
+def call_floor(number, repeats):
+    """Seconds for two calls of a no-op C method: what any acquire()+release() pair costs in
+    interpreter overhead alone, before it does any work."""
+    f = ().__len__
+    return statistics.median(per_call("f(); f()", {"f": f}, number, repeats))
+
+
 def print_table(rows, out=sys.stdout):
     head = (f"{'operation':34} {'interlock':>11} {'multiproc.':>11} {'threading':>11} "
             f"{'ratio':>7} {'target':>7}  ok")
@@ -268,13 +275,17 @@ def main(argv=None):
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args(argv)
     rows = run(args.quick)
+    floor = call_floor(20_000 if args.quick else 200_000, 5 if args.quick else 9)
     print(f"# {platform.python_implementation()} {platform.python_version()}, "
           f"{os.cpu_count()} CPUs, {platform.machine()}, {'quick' if args.quick else 'full'} run")
     print_table(rows)
+    print(f"# interpreter floor: two no-op C method calls take {fmt_time(floor).strip()}, "
+          f"i.e. {floor / rows[0]['median']['multiprocessing']:.2f}x of multiprocessing's "
+          "acquire+release")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"python": platform.python_version(), "cpus": os.cpu_count(),
-                       "rows": rows}, f, indent=2)
+                       "call_floor": floor, "rows": rows}, f, indent=2)
 
 
 if __name__ == "__main__":

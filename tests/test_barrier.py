@@ -218,3 +218,23 @@ def test_many_parties_complete_rounds(ctx):
         p.join(30)
     for r in range(20):
         assert sorted([mine[r]] + [t[r] for t in theirs]) == list(range(parties))
+
+
+def test_ctrl_c_in_wait_raises_and_breaks_barrier():
+    b = interlock.Barrier(2)
+    threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+    with pytest.raises(KeyboardInterrupt):
+        b.wait()
+    assert b.broken  # the other party is not left waiting for one that has gone
+
+
+def test_pickling_keeps_action_and_timeout(ctx):
+    counter = ctx.Value("i", 0)
+    b = synchronize.Barrier(2, action=_Action(counter), timeout=30, ctx=ctx)
+    results = ctx.Queue()
+    p = ctx.Process(target=workers.barrier_wait, args=(b, results, None))
+    p.start()
+    assert b.wait() in (0, 1)
+    assert results.get(timeout=30) in (0, 1)
+    p.join(30)
+    assert counter.value == 1

@@ -138,3 +138,69 @@ def _Ref(token):
     from interlock._sharing import ArenaRef
 
     return ArenaRef(-1, token)
+
+
+def test_dev_shm_fallback_is_private_unguessable_and_unlinked(tmp_path):
+    """Without memfd_create, arenas are O_EXCL files in /dev/shm, mode 0600, random names,
+    unlinked at once; sharing with spawned children still works."""
+    before = _shm_entries()
+    env = dict(os.environ, INTERLOCK_NO_MEMFD="1")
+    script = tmp_path / "fallback.py"
+    script.write_text(textwrap.dedent("""
+        import multiprocessing as mp, os, stat
+        from interlock import synchronize
+
+        def child(lock, q):
+            q.put(lock.acquire(timeout=5))
+            lock.release()
+
+        if __name__ == "__main__":
+            ctx = mp.get_context("spawn")
+            a, b = synchronize.Lock(ctx=ctx), synchronize.Lock(ctx=ctx)
+            names = []
+            for fd in os.listdir("/proc/self/fd"):
+                try:
+                    target = os.readlink(f"/proc/self/fd/{fd}")
+                except OSError:
+                    continue
+                if "interlock-" in target:
+                    names.append(target)
+                    assert stat.S_IMODE(os.fstat(int(fd)).st_mode) == 0o600
+            q = ctx.Queue()
+            p = ctx.Process(target=child, args=(a, q))
+            p.start()
+            print(q.get(timeout=30), names)
+            p.join()
+    """))
+    out = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("True")
+    names = eval(out.stdout.split(" ", 1)[1])
+    assert len(names) == 1  # both locks live in one arena
+    assert names[0].startswith("/dev/shm/interlock-") and names[0].endswith("(deleted)")
+    assert len(names[0].split("interlock-")[1].split()[0]) == 16  # 64 random bits, in hex
+    assert _shm_entries() - before == set()
+
+
+def test_arena_of_another_layout_version_is_refused():
+    import mmap
+    import struct
+
+    fd = os.memfd_create("fake-arena", os.MFD_ALLOW_SEALING)
+    os.ftruncate(fd, _core.ARENA_SLOTS * _core.SLOT_SIZE)
+    with mmap.mmap(fd, 64) as m:
+        # magic "ITLOCK01", then a layout version this build does not know
+        m[:16] = struct.pack("<QI", 0x31304B434F4C5449, _core.LAYOUT_VERSION + 1) + b"\0" * 4
+    import fcntl
+
+    fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK)
+    with pytest.raises(_core.SegmentError, match="layout version"):
+        _core._attach_arena(fd, 1)
+
+
+def test_unsealed_memfd_is_refused():
+    fd = os.memfd_create("unsealed", os.MFD_ALLOW_SEALING)
+    os.ftruncate(fd, _core.ARENA_SLOTS * _core.SLOT_SIZE)
+    with pytest.raises(_core.SegmentError, match="not sealed"):
+        _core._attach_arena(fd, 1)

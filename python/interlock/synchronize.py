@@ -169,7 +169,8 @@ class Condition(Shareable, _core.Condition):
     def __init__(self, lock: Optional[Any] = None, *, ctx: Optional[Any] = None) -> None:
         fork_ctx = is_fork_context(ctx)
         if lock is None:
-            lock = RLock(ctx=ctx)
+            lock = RLock.__new__(RLock)
+            _core.RLock.__init__(lock, fork_ctx)  # RLock(ctx=ctx), without resolving ctx again
         super().__init__(lock, fork_ctx)
 
     def wait_for(self, predicate: Callable[[], _T], timeout: Optional[float] = None) -> _T:

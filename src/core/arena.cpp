@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -37,9 +39,12 @@ uint64_t random_u64() {
 }
 
 // A nameless, size-sealed file of kArenaBytes. Falls back to an O_EXCL file in /dev/shm
-// (mode 0600, random name) that is unlinked at once where memfd_create is unavailable.
+// (mode 0600, random name) that is unlinked at once where memfd_create is unavailable, or when
+// the environment variable INTERLOCK_NO_MEMFD is set (which is how the fallback is tested).
 int make_arena_file() {
-  int fd = memfd_create("interlock-arena", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  static const bool use_memfd = std::getenv("INTERLOCK_NO_MEMFD") == nullptr;
+  int fd = use_memfd ? memfd_create("interlock-arena", MFD_CLOEXEC | MFD_ALLOW_SEALING) : -1;
+  if (!use_memfd) errno = ENOSYS;
   if (fd >= 0) {
     if (ftruncate(fd, static_cast<off_t>(kArenaBytes)) != 0) {
       int err = errno;
@@ -111,8 +116,11 @@ std::unique_ptr<Arena> Arena::attach(int fd, uint64_t token) {
     throw SegmentError("shared segment has size " + std::to_string(st.st_size) +
                        ", not the " + std::to_string(kArenaBytes) +
                        " bytes of an interlock arena (truncated, or not interlock's)");
+  // Our memfds are sealed against shrinking. A file that could be sealed but is not (seals
+  // settable, no F_SEAL_SHRINK) is refused: it could be truncated under the mapping. Files that
+  // cannot be sealed at all (F_SEAL_SEAL preset, e.g. the /dev/shm fallback) are accepted.
   int seals = fcntl(fd, F_GET_SEALS);
-  if (seals >= 0 && !(seals & F_SEAL_SHRINK))
+  if (seals >= 0 && !(seals & (F_SEAL_SHRINK | F_SEAL_SEAL)))
     throw SegmentError("shared segment is a memfd that is not sealed against shrinking");
   Slot* base = map_arena(fd);
   const auto* h = reinterpret_cast<const ArenaHeader*>(base);
