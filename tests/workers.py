@@ -130,3 +130,59 @@ def event_ping(ping, pong, rounds):
         ping.wait()
         ping.clear()
         pong.set()
+
+
+def file_lock_hold(path, held, seconds, shared=False):
+    import interlock
+
+    lock = interlock.FileLock(path, shared=shared)
+    lock.acquire()
+    held.set()
+    time.sleep(seconds)
+    lock.release()
+
+
+def file_lock_hold_until_killed(path, held):
+    import interlock
+
+    lock = interlock.FileLock(path)
+    lock.acquire()
+    held.set()
+    time.sleep(600)
+
+
+def file_lock_try(path, results, timeout, shared=False, start=0, length=0):
+    import interlock
+
+    lock = interlock.FileLock(path, shared=shared, start=start, length=length)
+    results.put(lock.acquire(timeout=timeout))
+
+
+def file_lock_stress(path, seed, rounds, log):
+    """Random exclusive/shared/ranged holds from 2 threads; each hold records its interval."""
+    import random
+    import threading
+
+    import interlock
+
+    def worker(wseed):
+        rng = random.Random(wseed)
+        for _ in range(rounds):
+            shared = rng.random() < 0.5
+            start = rng.choice([0, 0, 10, 20])
+            length = rng.choice([0, 10, 15])
+            lock = interlock.FileLock(path, shared=shared, start=start, length=length)
+            if lock.acquire(timeout=rng.choice([None, 0, 0.01, 0.05])):
+                t0 = time.monotonic()
+                time.sleep(rng.random() * 0.002)
+                t1 = time.monotonic()
+                lock.release()
+                log.put((os.getpid(), wseed, shared, start, length, t0, t1))
+            lock.close()
+
+    threads = [threading.Thread(target=worker, args=(seed * 10 + i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    log.put(None)

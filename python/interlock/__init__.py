@@ -10,6 +10,7 @@ from typing import Any, Callable, Optional
 
 from . import synchronize
 from ._core import SegmentError
+from .file_lock import FileLock, lockf
 from .synchronize import SEM_VALUE_MAX
 
 __version__ = "0.1.0"
@@ -24,6 +25,8 @@ __all__ = [
     "Barrier",
     "SEM_VALUE_MAX",
     "SegmentError",
+    "FileLock",
+    "lockf",
     "synchronize",
 ]
 

@@ -13,5 +13,6 @@ void register_semaphore(py::module_& m);
 void register_event(py::module_& m);
 void register_condition(py::module_& m);
 void register_barrier(py::module_& m);
+void register_file_lock(py::module_& m);
 
 }  // namespace interlock::bindings
