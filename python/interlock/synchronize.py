@@ -190,12 +190,36 @@ class Condition(Shareable, _core.Condition):
             result = predicate()
         return result
 
+    # Read-only views in the shape of CPython's private counters, which CPython's own test
+    # suite inspects: "sleeping - woken" is the number of waiters still waiting, and the wait
+    # semaphore's value is the number of wake-ups handed out and not yet taken.
+    @property
+    def _sleeping_count(self) -> "_Counter":
+        return _Counter(self._waiting)
+
+    @property
+    def _woken_count(self) -> "_Counter":
+        return _Counter(lambda: 0)
+
+    @property
+    def _wait_semaphore(self) -> "_Counter":
+        return _Counter(self._pending_wakeups)
+
     def __repr__(self) -> str:
         try:
             waiting: Any = self._waiting()
         except Exception:
             waiting = "unknown"
         return f"<{type(self).__name__}({self._lock!r}, {waiting})>"
+
+
+class _Counter:
+    """A read-only counter with a semaphore's ``get_value()`` (see Condition)."""
+
+    __slots__ = ("get_value",)
+
+    def __init__(self, get_value: Callable[[], int]) -> None:
+        self.get_value = get_value
 
 
 class Event(Shareable, _core.Event):

@@ -162,6 +162,12 @@ void register_condition(py::module_& m) {
   cls.def(
       "_waiting", [](ConditionObject& self) { return condition::waiting(self.state()); },
       "Waiters that have not returned yet (a snapshot).");
+  cls.def(
+      "_pending_wakeups",
+      [](ConditionObject& self) {
+        return self.state().tokens.load(std::memory_order_relaxed);  // a snapshot
+      },
+      "Wake-ups handed out by notify and not yet taken (a snapshot).");
   install_methods(cls, condition_methods);
 }
 
