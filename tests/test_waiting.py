@@ -96,3 +96,53 @@ def test_timed_waits_use_monotonic_absolute_deadlines(tmp_path):
     # not a wall-clock time.
     seconds = int(waits[0].split("{tv_sec=")[1].split(",")[0])
     assert abs(seconds - time.monotonic()) < 60
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def _raise_interrupted(*args):
+    raise _Interrupted
+
+
+@pytest.mark.parametrize("wait", ["Event.wait", "Lock.acquire", "Barrier.wait"])
+def test_signal_arriving_before_the_sleep_is_not_lost(wait):
+    """A signal that lands after the GIL was released but before the thread sleeps in the
+    kernel (e.g. during the spin) must still interrupt an untimed wait promptly."""
+    old = signal.signal(signal.SIGINT, _raise_interrupted)
+    try:
+        for delay in [0, 0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002] * 2:
+            event, lock, barrier = interlock.Event(), interlock.Lock(), interlock.Barrier(2)
+            lock.acquire()
+            blocked = {"Event.wait": event.wait, "Lock.acquire": lock.acquire,
+                       "Barrier.wait": barrier.wait}[wait]
+            go = threading.Event()
+
+            def killer():
+                go.wait()
+                if delay:
+                    time.sleep(delay)
+                os.kill(os.getpid(), signal.SIGINT)
+
+            t = threading.Thread(target=killer)
+            t.start()
+            # If the signal were lost, this would end the wait after 5 s.
+            watchdog = threading.Timer(5.0, lambda: (event.set(), lock.release(), barrier.abort()))
+            watchdog.start()
+            start = time.monotonic()
+            try:
+                go.set()
+                blocked()
+                outcome = "returned"
+            except _Interrupted:
+                outcome = "interrupted"
+            except threading.BrokenBarrierError:
+                outcome = "returned"
+            elapsed = time.monotonic() - start
+            watchdog.cancel()
+            t.join()
+            assert outcome == "interrupted", f"signal after {delay}s was lost ({elapsed:.2f}s)"
+            assert elapsed < 1.0, f"signal after {delay}s took {elapsed:.2f}s to interrupt"
+    finally:
+        signal.signal(signal.SIGINT, old)

@@ -10,6 +10,7 @@ from typing import Any, Callable, Optional
 
 from . import synchronize
 from ._core import SegmentError
+from ._install import install, uninstall
 from .file_lock import FileLock, lockf
 from .synchronize import SEM_VALUE_MAX
 
@@ -27,6 +28,8 @@ __all__ = [
     "SegmentError",
     "FileLock",
     "lockf",
+    "install",
+    "uninstall",
     "synchronize",
 ]
 

@@ -59,7 +59,28 @@ def _holder_name(lock: Any) -> str:
     return "SomeOtherProcess"
 
 
-class Lock(Shareable, _core.Lock):
+class _SemLockView:
+    """The part of CPython's ``_semlock`` that multiprocessing itself calls (queues.py reads
+    ``_semlock._get_value()`` and ``_semlock._is_zero()``), for primitives handed out through
+    :func:`interlock.install`."""
+
+    __slots__ = ()
+
+    @property
+    def _semlock(self) -> Any:
+        return self
+
+    def _get_value(self) -> int:
+        get_value = getattr(self, "get_value", None)
+        if get_value is not None:
+            return int(get_value())
+        return 0 if self.locked() else 1  # type: ignore[attr-defined]
+
+    def _is_zero(self) -> bool:
+        return self._get_value() == 0
+
+
+class Lock(_SemLockView, Shareable, _core.Lock):
     """A non-recursive lock shared between processes: see ``multiprocessing.Lock``.
 
     ``acquire(block=True, timeout=None)``, ``release()``, ``locked()`` and the context
@@ -80,7 +101,7 @@ class Lock(Shareable, _core.Lock):
         return f"<{type(self).__name__}(owner={name})>"
 
 
-class RLock(Shareable, _core.RLock):
+class RLock(_SemLockView, Shareable, _core.RLock):
     """A recursive lock shared between processes: see ``multiprocessing.RLock``.
 
     The owning thread may acquire it again without blocking and must release it once per
@@ -116,7 +137,7 @@ def _semaphore_value(value: Any) -> int:
     return value
 
 
-class Semaphore(Shareable, _core.Semaphore):
+class Semaphore(_SemLockView, Shareable, _core.Semaphore):
     """A counting semaphore shared between processes: see ``multiprocessing.Semaphore``.
 
     ``acquire(block=True, timeout=None)``, ``release(n=1)``, ``get_value()`` and the

@@ -1,5 +1,7 @@
 #include "bindings/native.hpp"
 
+#include "core/thread_identity.hpp"
+
 #include <cmath>
 #include <cstring>
 #include <utility>
@@ -103,6 +105,12 @@ bool parse_timeout(PyObject* obj, WaitArgs* out) {
   out->has_timeout = true;
   out->timeout = t;
   return true;
+}
+
+bool in_main_thread() {
+  // The process's initial thread, where Python runs signal handlers, has tid == pid.
+  const core::ThreadIdentity& me = core::current_thread();
+  return me.tid == me.pid;
 }
 
 void* native_slow(PyObject* self, const std::type_info& type) {

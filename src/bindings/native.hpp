@@ -8,6 +8,7 @@
 
 #include <pybind11/pybind11.h>
 
+#include <exception>
 #include <typeinfo>
 
 #include "core/deadline.hpp"
@@ -66,18 +67,43 @@ inline bool parse_no_args(const char* fname, Py_ssize_t nargs, PyObject* kwnames
   return refuse_args(fname);
 }
 
-// Runs `op` (which returns core::Status and must not touch Python) with the GIL released.
-// On kInterrupted it takes the GIL back, runs the signal handlers and, unless one raised,
-// calls `op` again (same deadline, so only the remaining time is waited). Returns the final
-// status; `*raised` is set when a signal handler raised.
+// Python runs signal handlers only in the main thread, between bytecodes. A signal that
+// arrives after a waiting thread released the GIL but before it is asleep in the kernel
+// interrupts no system call, so an untimed sleep would never notice it. The main thread
+// therefore sleeps in slices of at most kSignalSliceSeconds and looks for pending signals
+// between them (a few wake-ups per second; other threads sleep in one piece).
+inline constexpr double kSignalSliceSeconds = 0.05;
+bool in_main_thread();
+
+// The deadline for the next sleep of a wait that must end by `deadline`.
+inline core::Deadline next_slice(const core::Deadline& deadline, bool main_thread) {
+  if (!main_thread) return deadline;
+  return core::Deadline::earlier(deadline, core::Deadline::after(kSignalSliceSeconds));
+}
+
+// Runs `op(slice)` (which returns core::Status and must not touch Python) with the GIL
+// released. When it is interrupted by a signal, or a main-thread slice ends before `deadline`,
+// it takes the GIL back, runs the signal handlers and, unless one raised, calls `op` again;
+// `deadline` stays fixed, so only the remaining time is waited. Returns the final status;
+// `*raised` is set when a signal handler raised. A C++ exception thrown by `op` is rethrown
+// once the GIL is held again (never while it is released).
 template <class Op>
-core::Status run_blocking(Op&& op, bool* raised) {
+core::Status run_blocking(const core::Deadline& deadline, Op&& op, bool* raised) {
   *raised = false;
+  const bool main_thread = in_main_thread();
   while (true) {
-    core::Status s;
+    const core::Deadline slice = next_slice(deadline, main_thread);
+    core::Status s = core::Status::kOk;
+    std::exception_ptr failure;
     Py_BEGIN_ALLOW_THREADS
-    s = op();
+    try {
+      s = op(slice);
+    } catch (...) {
+      failure = std::current_exception();
+    }
     Py_END_ALLOW_THREADS
+    if (failure) std::rethrow_exception(failure);
+    if (s == core::Status::kTimedOut && !deadline.passed()) s = core::Status::kInterrupted;
     if (s != core::Status::kInterrupted) return s;
     if (PyErr_CheckSignals() < 0) {
       *raised = true;
@@ -86,17 +112,20 @@ core::Status run_blocking(Op&& op, bool* raised) {
   }
 }
 
-// Like run_blocking, but never gives up: a pending exception from a signal handler is kept
-// aside and restored once `op` succeeds (used to re-take a lock that must be held on exit).
+// Like run_blocking with no deadline, but never gives up: a pending exception from a signal
+// handler is kept aside and restored once `op` succeeds (used to re-take a lock that must be
+// held on exit).
 template <class Op>
 void run_blocking_uninterruptible(Op&& op) {
   PyObject *type = nullptr, *value = nullptr, *tb = nullptr;
+  const bool main_thread = in_main_thread();
   while (true) {
+    const core::Deadline slice = next_slice(core::Deadline::never(), main_thread);
     core::Status s;
     Py_BEGIN_ALLOW_THREADS
-    s = op();
+    s = op(slice);
     Py_END_ALLOW_THREADS
-    if (s != core::Status::kInterrupted) break;
+    if (s == core::Status::kOk) break;
     if (type == nullptr && PyErr_CheckSignals() < 0) PyErr_Fetch(&type, &value, &tb);
   }
   if (type != nullptr) PyErr_Restore(type, value, tb);

@@ -29,18 +29,32 @@ PyObject* raise_broken() {
   return nullptr;
 }
 
-// Runs a barrier step without the GIL, running signal handlers on kInterrupted.
-// Returns kInterrupted only when a handler raised (the exception is set).
+// Runs a barrier step `step(slice)` without the GIL, in main-thread slices (native.hpp),
+// running signal handlers between them. Returns kInterrupted only when a handler raised (the
+// exception is set), and kTimedOut only once `deadline` itself has passed.
 template <class Step>
-Outcome run_step(Step&& step) {
+Outcome run_step(const core::Deadline& deadline, Step&& step) {
+  const bool main_thread = in_main_thread();
   while (true) {
+    const core::Deadline slice = next_slice(deadline, main_thread);
     Outcome o;
     Py_BEGIN_ALLOW_THREADS
-    o = step();
+    o = step(slice);
     Py_END_ALLOW_THREADS
+    if (o == Outcome::kTimedOut && !deadline.passed()) o = Outcome::kInterrupted;
     if (o != Outcome::kInterrupted) return o;
     if (PyErr_CheckSignals() < 0) return o;
   }
+}
+
+// Breaks the barrier while keeping the current exception.
+void abort_keeping_error(core::BarrierState& b) {
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);
+  Py_BEGIN_ALLOW_THREADS
+  barrier::abort(b);
+  Py_END_ALLOW_THREADS
+  PyErr_Restore(type, value, tb);
 }
 
 PyObject* b_wait(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kw) {
@@ -53,8 +67,17 @@ PyObject* b_wait(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObje
   core::Deadline deadline = a.deadline();
   barrier::Ticket ticket{0, 0};
 
-  Outcome o = run_step([&] { return barrier::arrive(b, deadline, &ticket); });
+  Outcome o = run_step(deadline, [&](const core::Deadline& slice) {
+    return barrier::arrive(b, slice, &ticket);
+  });
   if (o == Outcome::kInterrupted) return nullptr;
+  if (o == Outcome::kTimedOut) {
+    // Could not even join (a full round's action ran past our timeout): break, as on timeout.
+    Py_BEGIN_ALLOW_THREADS
+    barrier::abort(b);
+    Py_END_ALLOW_THREADS
+    return raise_broken();
+  }
   if (o == Outcome::kLast) {
     bool ok = true;
     if (!obj->action.is_none()) {
@@ -71,16 +94,18 @@ PyObject* b_wait(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObje
     return PyLong_FromUnsignedLong(ticket.index);
   }
   if (o == Outcome::kWait) {
-    o = run_step([&] { return barrier::await(b, ticket, deadline); });
+    o = run_step(deadline, [&](const core::Deadline& slice) {
+      return barrier::await(b, ticket, slice);
+    });
     if (o == Outcome::kInterrupted) {
       // Leaving on an exception breaks the round, so nobody waits for this party.
-      PyObject *type, *value, *tb;
-      PyErr_Fetch(&type, &value, &tb);
-      Py_BEGIN_ALLOW_THREADS
-      barrier::abort(b);
-      Py_END_ALLOW_THREADS
-      PyErr_Restore(type, value, tb);
+      abort_keeping_error(b);
       return nullptr;
+    }
+    if (o == Outcome::kTimedOut) {
+      Py_BEGIN_ALLOW_THREADS
+      o = barrier::time_out(b, ticket);
+      Py_END_ALLOW_THREADS
     }
     if (o == Outcome::kReleased) return PyLong_FromUnsignedLong(ticket.index);
   }

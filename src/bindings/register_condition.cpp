@@ -88,12 +88,13 @@ PyObject* c_wait(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObje
 
   core::Deadline deadline = a.deadline();
   bool raised;
-  Status st = run_blocking([&] { return condition::sleep(c, ticket, deadline); }, &raised);
+  Status st = run_blocking(
+      deadline,
+      [&](const core::Deadline& slice) { return condition::sleep(c, ticket, slice); }, &raised);
   bool notified = !raised && st == Status::kOk;
 
-  run_blocking_uninterruptible([&] {
-    return recursive ? mutex::rlock_acquire_depth(m, depth, core::Deadline::never())
-                     : mutex::lock_acquire(m, core::Deadline::never());
+  run_blocking_uninterruptible([&](const core::Deadline& slice) {
+    return recursive ? mutex::rlock_acquire_depth(m, depth, slice) : mutex::lock_acquire(m, slice);
   });
   if (!notified) notified = condition::withdraw(c, ticket);
   if (raised || PyErr_Occurred()) return nullptr;

@@ -46,7 +46,8 @@ PyObject* event_wait(PyObject* self, PyObject* const* args, Py_ssize_t nargs, Py
   if (a.try_only()) Py_RETURN_FALSE;
   core::Deadline deadline = a.deadline();
   bool raised;
-  Status st = run_blocking([&] { return event::wait(e, deadline); }, &raised);
+  Status st = run_blocking(
+      deadline, [&](const core::Deadline& slice) { return event::wait(e, slice); }, &raised);
   if (raised) return nullptr;
   return PyBool_FromLong(st == Status::kOk);
 }

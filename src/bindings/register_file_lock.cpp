@@ -25,15 +25,17 @@ bool apply(int fd, int mode, int64_t start, int64_t length, int whence, bool wai
   const filelock::Mode m = static_cast<filelock::Mode>(mode);
   const filelock::Range range{start, length, whence};
   const core::Deadline deadline = a.deadline();
-  while (true) {
-    Status s;
-    {
-      py::gil_scoped_release nogil;
-      s = filelock::apply(fd, m, range, wait, deadline);
-    }
-    if (s != Status::kInterrupted) return s == Status::kOk;
-    if (PyErr_CheckSignals() < 0) throw py::error_already_set();
+  if (!wait) {
+    py::gil_scoped_release nogil;  // pybind11 re-takes the GIL before translating a throw
+    return filelock::apply(fd, m, range, false, deadline) == Status::kOk;
   }
+  bool raised;
+  Status s = run_blocking(
+      deadline,
+      [&](const core::Deadline& slice) { return filelock::apply(fd, m, range, true, slice); },
+      &raised);
+  if (raised) throw py::error_already_set();
+  return s == Status::kOk;
 }
 
 }  // namespace

@@ -24,9 +24,10 @@ PyObject* acquire_mutex_slow(core::MutexState& m, bool recursive, const WaitArgs
   core::Deadline deadline = a.deadline();
   bool raised;
   Status s = run_blocking(
-      [&] {
-        return recursive ? mutex::rlock_acquire_depth(m, 1, deadline)
-                         : mutex::lock_acquire(m, deadline);
+      deadline,
+      [&](const core::Deadline& slice) {
+        return recursive ? mutex::rlock_acquire_depth(m, 1, slice)
+                         : mutex::lock_acquire(m, slice);
       },
       &raised);
   if (raised) return nullptr;

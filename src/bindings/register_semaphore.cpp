@@ -22,7 +22,9 @@ PyObject* sem_acquire_with(SemaphoreObject* obj, const WaitArgs& a) {
   if (a.try_only()) Py_RETURN_FALSE;
   core::Deadline deadline = a.deadline();
   bool raised;
-  Status st = run_blocking([&] { return semaphore::acquire(s, deadline); }, &raised);
+  Status st = run_blocking(
+      deadline, [&](const core::Deadline& slice) { return semaphore::acquire(s, slice); },
+      &raised);
   if (raised) return nullptr;
   return PyBool_FromLong(st == Status::kOk);
 }

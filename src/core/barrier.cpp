@@ -74,11 +74,7 @@ Outcome arrive(BarrierState& b, const Deadline& deadline, Ticket* ticket) {
     }
     Status st = futex_wait(&b.seq, seen, deadline);
     if (st == Status::kInterrupted) return Outcome::kInterrupted;
-    if (st == Status::kTimedOut) {
-      InnerLock guard(b);
-      break_locked(b);
-      return Outcome::kTimedOut;
-    }
+    if (st == Status::kTimedOut) return Outcome::kTimedOut;
   }
 }
 
@@ -102,11 +98,17 @@ Outcome await(BarrierState& b, Ticket ticket, const Deadline& deadline) {
     if (st == Status::kTimedOut) {
       InnerLock guard(b);
       Outcome v = verdict(b, ticket);
-      if (v != Outcome::kWait) return v;
-      break_locked(b);
-      return Outcome::kTimedOut;
+      return v != Outcome::kWait ? v : Outcome::kTimedOut;
     }
   }
+}
+
+Outcome time_out(BarrierState& b, Ticket ticket) {
+  InnerLock guard(b);
+  Outcome v = verdict(b, ticket);
+  if (v != Outcome::kWait) return v;
+  break_locked(b);
+  return Outcome::kTimedOut;
 }
 
 Outcome finish_round(BarrierState& b, Ticket ticket, bool action_ok) {

@@ -15,7 +15,9 @@
 //
 // `broken` is sticky until reset(). A timed-out or interrupted waiter breaks the barrier, as
 // threading.Barrier does on timeout, so a party that died never leaves the others waiting
-// longer than their timeout.
+// longer than their timeout. arrive() and await() only report that their deadline passed;
+// the caller breaks the barrier (time_out, abort) once its own timeout has really expired, so
+// it may also wait in shorter slices.
 //
 // Memory ordering: `inner` is acquired with acquire and released with release semantics, so
 // the guarded fields can be relaxed. Sleepers read `seq` before dropping `inner` and sleep on
@@ -35,7 +37,7 @@ enum class Outcome {
   kLast,      // arrive(): completed the round; run the action, then finish_round()
   kReleased,  // await()/finish_round(): the round completed
   kBroken,    // the barrier is broken, or the round was reset
-  kTimedOut,  // the deadline passed; the barrier has been broken
+  kTimedOut,  // the deadline passed with the round unresolved (see time_out)
   kInterrupted,  // a signal arrived; await() may be called again, or abandon() the wait
 };
 
@@ -47,6 +49,9 @@ struct Ticket {
 void init(BarrierState& b, uint32_t parties);
 Outcome arrive(BarrierState& b, const Deadline& deadline, Ticket* ticket);
 Outcome await(BarrierState& b, Ticket ticket, const Deadline& deadline);
+// After await() returned kTimedOut and the caller's own timeout has really passed: breaks the
+// barrier unless the round was resolved meanwhile, and says how the round ended for this party.
+Outcome time_out(BarrierState& b, Ticket ticket);
 // After kLast: completes the round (action_ok) or breaks it (the action raised).
 Outcome finish_round(BarrierState& b, Ticket ticket, bool action_ok);
 // Breaks the barrier (abort(), or a waiter leaving on an exception).

@@ -27,6 +27,14 @@ Deadline Deadline::after(double seconds) {
   return d;
 }
 
+Deadline Deadline::earlier(const Deadline& a, const Deadline& b) {
+  if (a.infinite_) return b;
+  if (b.infinite_) return a;
+  bool a_first = a.when_.tv_sec < b.when_.tv_sec ||
+                 (a.when_.tv_sec == b.when_.tv_sec && a.when_.tv_nsec <= b.when_.tv_nsec);
+  return a_first ? a : b;
+}
+
 bool Deadline::passed() const {
   if (infinite_) return false;
   timespec now;

@@ -19,6 +19,9 @@ class Deadline {
   // and a value too large to represent (or infinity) means never().
   static Deadline after(double seconds);
 
+  // The earlier of two deadlines.
+  static Deadline earlier(const Deadline& a, const Deadline& b);
+
   bool is_infinite() const { return infinite_; }
   // The absolute CLOCK_MONOTONIC time; meaningful only when !is_infinite().
   const timespec& when() const { return when_; }

@@ -1,0 +1,5 @@
+"""CPython's multiprocessing tests for the fork start method, on interlock's primitives."""
+
+from ._suite import install_tests
+
+install_tests(globals(), "fork")

@@ -1,0 +1,35 @@
+"""interlock.install() / uninstall(): multiprocessing hands out interlock's primitives."""
+
+import multiprocessing as mp
+
+import interlock
+from interlock import synchronize
+
+
+def test_install_patches_contexts_and_shortcuts_and_uninstall_restores():
+    original = mp.Lock
+    try:
+        interlock.install()
+        interlock.install()  # idempotent
+        assert isinstance(mp.Lock(), synchronize.Lock)
+        for method in ["fork", "spawn", "forkserver"]:
+            ctx = mp.get_context(method)
+            assert isinstance(ctx.RLock(), synchronize.RLock)
+            assert isinstance(ctx.Semaphore(2), synchronize.Semaphore)
+            assert isinstance(ctx.BoundedSemaphore(2), synchronize.BoundedSemaphore)
+            assert isinstance(ctx.Condition(), synchronize.Condition)
+            assert isinstance(ctx.Event(), synchronize.Event)
+            assert isinstance(ctx.Barrier(2), synchronize.Barrier)
+            lock = ctx.Lock()
+            assert lock._is_fork_ctx == (method == "fork")
+        q = mp.Queue()
+        assert isinstance(q._rlock, synchronize.Lock)
+        q.put(1)
+        assert q.get(timeout=10) == 1 and q.qsize() == 0 and q.empty()
+        value = mp.Value("i", 0)
+        assert isinstance(value.get_lock(), synchronize.RLock)
+    finally:
+        interlock.uninstall()
+        interlock.uninstall()  # idempotent
+    assert mp.Lock == original
+    assert not isinstance(mp.Lock(), synchronize.Lock)
