@@ -1,6 +1,7 @@
 """Shared fixtures: multiprocessing contexts for every start method, and child helpers."""
 
 import multiprocessing as mp
+import signal
 
 import pytest
 
@@ -23,3 +24,12 @@ def run_child(ctx, target, *args, timeout=60):
         p.join()
         pytest.fail(f"child {target.__name__} did not finish within {timeout}s")
     return p.exitcode
+
+
+@pytest.fixture(autouse=True)
+def sigint_raises_keyboard_interrupt():
+    """Tests that send SIGINT expect Python's default handler, whatever the test runner
+    inherited (a shell's background job, for one, starts with SIGINT ignored)."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)

@@ -223,8 +223,10 @@ def test_many_parties_complete_rounds(ctx):
 def test_ctrl_c_in_wait_raises_and_breaks_barrier():
     b = interlock.Barrier(2)
     threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+    start = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
-        b.wait()
+        b.wait(30)  # a lost signal would end in BrokenBarrierError, not a hang
+    assert time.monotonic() - start < 3
     assert b.broken  # the other party is not left waiting for one that has gone
 
 

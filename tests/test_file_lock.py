@@ -272,7 +272,7 @@ def test_ctrl_c_interrupts_wait(path):
     threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
     start = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
-        FileLock(path).acquire()
+        FileLock(path).acquire(timeout=30)
     assert time.monotonic() - start < 5
     holder.release()
 

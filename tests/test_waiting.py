@@ -56,7 +56,7 @@ def test_ctrl_c_raises_keyboard_interrupt_promptly(name):
     threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
     start = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
-        blocked(None)
+        blocked(30)  # a lost signal would end in a timeout, not a hang
     assert time.monotonic() - start < 3
 
 
@@ -65,7 +65,7 @@ def test_condition_wait_holds_lock_again_after_interrupt():
     with cond:
         threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT)).start()
         with pytest.raises(KeyboardInterrupt):
-            cond.wait()
+            cond.wait(30)
         assert cond._lock._is_mine()
         assert cond._lock._count() == 1
     assert repr(cond) == "<Condition(<RLock(None, 0)>, 0)>"

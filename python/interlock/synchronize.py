@@ -43,9 +43,8 @@ def _thread_qualified_process_name() -> str:
 
 
 def _held_in_this_process(lock: Any) -> bool:
-    """True if the lock's holder (a kernel thread id) is a thread of this process."""
-    tid = lock._owner_tid()
-    return tid != 0 and os.path.exists(f"/proc/self/task/{tid}")
+    """True if the lock is held by a thread of this process (live or not)."""
+    return bool(lock._owner_pid() == os.getpid())
 
 
 def _holder_name(lock: Any) -> str:

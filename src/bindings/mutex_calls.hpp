@@ -18,8 +18,7 @@ PyObject* raise_not_owned();
 // Takes the lock as `a` says (RLock semantics when `recursive`). Returns a new reference to
 // True/False, or NULL with an exception set (a signal handler raised).
 inline PyObject* acquire_mutex(core::MutexState& m, bool recursive, const WaitArgs& a) {
-  bool got = recursive ? core::mutex::rlock_try_acquire(m)
-                       : core::mutex::try_lock(m.word, core::current_thread().tid);
+  bool got = recursive ? core::mutex::rlock_try_acquire(m) : core::mutex::lock_try_acquire(m);
   if (got) Py_RETURN_TRUE;
   return acquire_mutex_slow(m, recursive, a);
 }

@@ -17,7 +17,9 @@ namespace mutex = core::mutex;
 PyObject* acquire_mutex_slow(core::MutexState& m, bool recursive, const WaitArgs& a) {
   if (a.try_only()) Py_RETURN_FALSE;
   // A short spin before giving up the GIL: most contended hand-offs complete within it.
-  if (mutex::lock_spin_briefly(m.word, core::current_thread().tid)) {
+  const core::ThreadIdentity& me = core::current_thread();
+  if (mutex::lock_spin_briefly(m.word, me.tid)) {
+    m.owner_pid.store(me.pid, std::memory_order_relaxed);  // informational (repr)
     if (recursive) m.depth.store(1, std::memory_order_relaxed);  // ordered by the CAS
     Py_RETURN_TRUE;
   }
@@ -103,6 +105,13 @@ void define_mutex(py::module_& m, const char* name, const char* doc) {
   cls.def(
       "_owner_tid", [](T& self) { return mutex::owner_tid(self.state()); },
       "The kernel thread id of the holder, or 0 (a snapshot).");
+  cls.def(
+      "_owner_pid",
+      [](T& self) {
+        if (!mutex::is_locked(self.state())) return uint32_t{0};
+        return self.state().owner_pid.load(std::memory_order_relaxed);
+      },
+      "The pid of the process holding the lock, or 0 (a snapshot).");
   cls.def(
       "_count", [](T& self) { return self.state().depth.load(std::memory_order_relaxed); },
       "The recursion depth of an RLock (a snapshot; 0 for a Lock).");

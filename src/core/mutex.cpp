@@ -53,6 +53,7 @@ Status lock_acquire(MutexState& m, const Deadline& deadline) {
     Status s = lock_slow(m.word, me.tid, deadline);
     if (s != Status::kOk) return s;
   }
+  m.owner_pid.store(me.pid, std::memory_order_relaxed);  // informational (repr)
   return Status::kOk;
 }
 
@@ -67,6 +68,7 @@ Status rlock_acquire_depth(MutexState& m, uint32_t depth, const Deadline& deadli
     Status s = lock_slow(m.word, me.tid, deadline);
     if (s != Status::kOk) return s;
   }
+  m.owner_pid.store(me.pid, std::memory_order_relaxed);  // informational (repr)
   m.depth.store(depth, std::memory_order_relaxed);
   return Status::kOk;
 }

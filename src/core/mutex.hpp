@@ -5,8 +5,9 @@
 //   tid                      locked by kernel thread `tid`, nobody asleep
 //   tid | kWaitersBit        locked, and somebody may be asleep on the word
 // The owner's tid is kept in the low 30 bits as in the kernel's robust-futex ABI, so any
-// process can tell who holds the lock (a reader that needs the holder's process asks the
-// kernel which process that tid belongs to). `depth` is the RLock recursion count.
+// process can tell who holds the lock; `owner_pid` records the holder's process (stored after
+// the acquiring CAS, read only for repr, so a reader may briefly see a stale value). `depth` is
+// the RLock recursion count.
 //
 // Lock: anyone may unlock (multiprocessing's contract). RLock: only the owner may unlock,
 // once per acquisition.
@@ -76,14 +77,23 @@ inline bool lock_release(MutexState& m) { return unlock(m.word) != 0; }
 
 Status rlock_acquire(MutexState& m, const Deadline& deadline);
 
+// Lock: one attempt that also records the owner's process.
+inline bool lock_try_acquire(MutexState& m) {
+  const ThreadIdentity& me = current_thread();
+  if (!try_lock(m.word, me.tid)) return false;
+  m.owner_pid.store(me.pid, std::memory_order_relaxed);  // informational (repr)
+  return true;
+}
+
 inline bool rlock_try_acquire(MutexState& m) {
-  const uint32_t me = current_thread().tid;
-  if (owner_tid(m) == me) {
+  const ThreadIdentity& me = current_thread();
+  if (owner_tid(m) == me.tid) {
     // Only the owner writes depth while it holds the lock: relaxed is enough.
     m.depth.store(m.depth.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     return true;
   }
-  if (!try_lock(m.word, me)) return false;
+  if (!try_lock(m.word, me.tid)) return false;
+  m.owner_pid.store(me.pid, std::memory_order_relaxed);  // informational (repr)
   m.depth.store(1, std::memory_order_relaxed);  // ordered by the acquiring CAS
   return true;
 }

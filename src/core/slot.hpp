@@ -45,7 +45,7 @@ struct SlotHeader {
 // Lock and RLock. See mutex.hpp.
 struct MutexState {
   std::atomic<uint32_t> word;       // 0 = unlocked, else owner tid | kWaitersBit
-  std::atomic<uint32_t> owner_pid;  // reserved (0); the owner's process is derived from its tid
+  std::atomic<uint32_t> owner_pid;  // pid of the holder; informational (repr)
   std::atomic<uint32_t> depth;      // RLock recursion depth; touched only by the owner
 };
 
