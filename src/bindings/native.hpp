@@ -72,7 +72,7 @@ inline bool parse_no_args(const char* fname, Py_ssize_t nargs, PyObject* kwnames
 // interrupts no system call, so an untimed sleep would never notice it. The main thread
 // therefore sleeps in slices of at most kSignalSliceSeconds and looks for pending signals
 // between them (a few wake-ups per second; other threads sleep in one piece).
-inline constexpr double kSignalSliceSeconds = 0.05;
+inline constexpr double kSignalSliceSeconds = 0.1;
 bool in_main_thread();
 
 // The deadline for the next sleep of a wait that must end by `deadline`.
