@@ -394,3 +394,13 @@ def test_stress_no_conflicting_holds_overlap(ctx, path):
             if a[3] >= end(b[3], b[4]) or b[3] >= end(a[3], a[4]):
                 continue  # disjoint byte ranges
             assert a[6] <= b[5] or b[6] <= a[5], (a, b)  # the intervals must not overlap
+
+
+def test_closed_lock_refuses_use(path):
+    lock = FileLock(path)
+    lock.acquire()
+    lock.close()  # releases, then closes the descriptor
+    assert not lock.locked()
+    assert FileLock(path).acquire(False) is True
+    with pytest.raises(ValueError, match="closed FileLock"):
+        lock.acquire()

@@ -133,10 +133,10 @@ class FileLock:
 
     def _fd(self) -> int:
         if self._box.fd < 0:
-            if self._finalizer.alive and self._box is not None:
-                self._box.fd = _core.file_lock_open(self._path, self._mode)
-            if self._box.fd < 0:
+            if not self._finalizer.alive:
                 raise ValueError("I/O operation on a closed FileLock")
+            # Dropped after fork (see _after_fork_in_child): open afresh.
+            self._box.fd = _core.file_lock_open(self._path, self._mode)
         return self._box.fd
 
     def acquire(self, block: Any = True, timeout: Optional[float] = None) -> bool:

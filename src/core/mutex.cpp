@@ -57,11 +57,6 @@ Status lock_acquire(MutexState& m, const Deadline& deadline) {
   return Status::kOk;
 }
 
-Status rlock_acquire(MutexState& m, const Deadline& deadline) {
-  if (rlock_try_acquire(m)) return Status::kOk;
-  return rlock_acquire_depth(m, 1, deadline);
-}
-
 Status rlock_acquire_depth(MutexState& m, uint32_t depth, const Deadline& deadline) {
   const ThreadIdentity& me = current_thread();
   if (!try_lock(m.word, me.tid)) {

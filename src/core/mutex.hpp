@@ -75,8 +75,6 @@ inline bool lock_release(MutexState& m) { return unlock(m.word) != 0; }
 
 // --- multiprocessing.RLock ------------------------------------------------------------
 
-Status rlock_acquire(MutexState& m, const Deadline& deadline);
-
 // Lock: one attempt that also records the owner's process.
 inline bool lock_try_acquire(MutexState& m) {
   const ThreadIdentity& me = current_thread();

@@ -25,7 +25,6 @@ enum class Kind : uint32_t {
   kCondition = 5,
   kBarrier = 6,
 };
-inline constexpr uint32_t kKindCount = 7;
 
 // A slot's tag packs its kind (low 8 bits) with a generation (high 24 bits) that changes
 // each time the slot is reused, so a stale reference can be told from a live one.
