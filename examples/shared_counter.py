@@ -4,17 +4,19 @@ Run: python examples/shared_counter.py
 """
 
 import multiprocessing as mp
+from ctypes import c_int
 
 import interlock
+from interlock.synchronize import Lock
 
 
-def work(lock, counter, rounds):
+def work(lock: Lock, counter: "mp.sharedctypes.Synchronized[int] | c_int", rounds: int) -> None:
     for _ in range(rounds):
         with lock:  # interlock.Lock: the same API as multiprocessing.Lock
             counter.value += 1  # a read-modify-write that needs the lock
 
 
-def main():
+def main() -> None:
     lock = interlock.Lock()
     counter = mp.Value("i", 0, lock=False)
     rounds, workers = 10_000, 4

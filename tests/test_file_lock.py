@@ -404,3 +404,27 @@ def test_closed_lock_refuses_use(path):
     assert FileLock(path).acquire(False) is True
     with pytest.raises(ValueError, match="closed FileLock"):
         lock.acquire()
+
+
+def test_lockf_whence_and_write_access_like_fcntl(path):
+    with open(path, "wb") as f:
+        f.write(b"x" * 20)
+    with open(path, "r+b") as f, open(path, "r+b") as g:
+        lockf(f, LOCK_EX, 5, -5, os.SEEK_END)  # bytes 15..19
+        with pytest.raises(OSError) as info:
+            lockf(g, LOCK_EX | interlock.file_lock.LOCK_NB, 1, 19)
+        assert info.value.errno in (errno.EAGAIN, errno.EACCES)
+        lockf(g, LOCK_EX | interlock.file_lock.LOCK_NB, 5, 10)  # bytes 10..14 are free
+        lockf(g, LOCK_UN, 5, 10)
+        os.lseek(f.fileno(), 8, os.SEEK_SET)
+        lockf(f, LOCK_EX, 2, 0, os.SEEK_CUR)  # bytes 8..9, from the descriptor's offset
+        with pytest.raises(OSError):
+            lockf(g, LOCK_EX | interlock.file_lock.LOCK_NB, 1, 9)
+        lockf(g, LOCK_EX | interlock.file_lock.LOCK_NB, 1, 10)
+    with open(path, "rb") as reader:  # an exclusive lock needs a descriptor open for writing
+        for call in (fcntl.lockf, lockf):
+            with pytest.raises(OSError) as info:
+                call(reader, LOCK_EX)
+            assert info.value.errno == errno.EBADF
+        lockf(reader, LOCK_SH)  # a shared one does not
+        lockf(reader, LOCK_UN)

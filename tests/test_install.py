@@ -1,9 +1,16 @@
 """interlock.install() / uninstall(): multiprocessing hands out interlock's primitives."""
 
 import multiprocessing as mp
+import pathlib
+import subprocess
+import sys
+
+import pytest
 
 import interlock
 from interlock import synchronize
+
+EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 
 
 def test_install_patches_contexts_and_shortcuts_and_uninstall_restores():
@@ -33,3 +40,17 @@ def test_install_patches_contexts_and_shortcuts_and_uninstall_restores():
         interlock.uninstall()  # idempotent
     assert mp.Lock == original
     assert not isinstance(mp.Lock(), synchronize.Lock)
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_multiprocessing_program_runs_unchanged_after_install(method):
+    """examples/drop_in.py is a plain multiprocessing program (Pool, Queue, JoinableQueue,
+    Value, Barrier) plus the line ``interlock.install()``."""
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "drop_in.py"), method],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "all ran on interlock" in result.stdout

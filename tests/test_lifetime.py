@@ -204,3 +204,41 @@ def test_unsealed_memfd_is_refused():
     os.ftruncate(fd, _core.ARENA_SLOTS * _core.SLOT_SIZE)
     with pytest.raises(_core.SegmentError, match="not sealed"):
         _core._attach_arena(fd, 1)
+
+
+def test_inherited_primitive_destroyed_by_an_early_fork_hook_is_counted():
+    """Regression: a forked child used to count its inherited references in a Python fork
+    hook. A collection that ran in the child before that hook (here: a hook registered
+    earlier) released references the child had not taken; the slots were later freed twice
+    and handed to two primitives at once. The child's references are now taken inside
+    fork() itself."""
+    script = textwrap.dedent(
+        """
+        import gc, os
+        os.register_at_fork(after_in_child=gc.collect)  # runs before any hook of interlock
+        import interlock
+
+        gc.disable()
+        live = []
+        for _ in range(20):
+            garbage = [interlock.Lock() for _ in range(8)]
+            garbage.append(garbage)  # a cycle: freed only by a collection
+            del garbage
+            pid = os.fork()
+            if pid == 0:
+                os._exit(0)
+            assert os.waitpid(pid, 0)[1] == 0
+            live += [interlock.Lock() for _ in range(8)]  # would reuse slots freed too early
+            gc.collect()
+            live += [interlock.Lock() for _ in range(8)]
+        fresh = live + [interlock.Lock() for _ in range(100)]
+        taken = sum(lock.acquire(False) for lock in fresh)
+        assert taken == len(fresh), f"only {taken} of {len(fresh)} fresh locks were free"
+        print("ok")
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"

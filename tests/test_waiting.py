@@ -23,10 +23,17 @@ def _blocked_primitives():
     time.sleep(0.05)
     cond = interlock.Condition()
     cond.acquire()
+    held_cond = interlock.Condition()
+    threading.Thread(target=held_cond.acquire).start()
+    bounded = interlock.BoundedSemaphore(1)
+    bounded.acquire()
+    time.sleep(0.05)
     return {
         "Lock.acquire": lambda t: lock.acquire(timeout=t),
         "RLock.acquire": lambda t: rlock.acquire(timeout=t),
         "Semaphore.acquire": lambda t: interlock.Semaphore(0).acquire(timeout=t),
+        "BoundedSemaphore.acquire": lambda t: bounded.acquire(timeout=t),
+        "Condition.acquire": lambda t: held_cond.acquire(timeout=t),
         "Event.wait": lambda t: interlock.Event().wait(t),
         "Condition.wait": lambda t: cond.wait(t),
     }

@@ -186,3 +186,34 @@ def file_lock_stress(path, seed, rounds, log):
     for t in threads:
         t.join()
     log.put(None)
+
+
+def primitive_modules(results):
+    """Which implementation multiprocessing hands out in this child."""
+    import multiprocessing
+
+    results.put(
+        {
+            name: type(getattr(multiprocessing, name)(*args)).__module__
+            for name, args in [("Lock", ()), ("RLock", ()), ("Semaphore", ()), ("Event", ())]
+        }
+    )
+
+
+def add_to_value(value, times):
+    for _ in range(times):
+        with value.get_lock():
+            value.value += 1
+
+
+def cube(x):
+    return x * x * x
+
+
+def joinable_consumer(tasks, results):
+    while True:
+        item = tasks.get()
+        tasks.task_done()
+        if item is None:
+            return
+        results.put(item * 2)

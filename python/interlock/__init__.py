@@ -10,6 +10,7 @@ from typing import Any, Callable, Optional
 
 from . import synchronize
 from ._core import SegmentError
+from ._context import get_context
 from ._install import install, uninstall
 from .file_lock import FileLock, lockf
 from .synchronize import SEM_VALUE_MAX
@@ -29,6 +30,7 @@ __all__ = [
     "FileLock",
     "lockf",
     "install",
+    "get_context",
     "uninstall",
     "synchronize",
 ]

@@ -11,26 +11,32 @@ Both are idempotent.
 from __future__ import annotations
 
 import multiprocessing
-from multiprocessing import context
-from typing import Any, Callable, Dict, Tuple
+from multiprocessing import context, spawn
+from typing import Any, Dict, Tuple
 
-from . import synchronize
-
-PRIMITIVES = ("Lock", "RLock", "Semaphore", "BoundedSemaphore", "Condition", "Event", "Barrier")
+from ._context import PRIMITIVES, primitive_factory
 
 _saved: Dict[str, Tuple[Any, Any]] = {}
+_original_preparation_data = spawn.get_preparation_data
 
 
-def _context_factory(name: str) -> Callable[..., Any]:
-    cls = getattr(synchronize, name)
+class _InstallInChild:
+    """Rides in the preparation data of spawned and forkserver children: unpickling it, the
+    first thing such a child does, installs interlock there too, before any user code runs."""
 
-    def factory(self: context.BaseContext, *args: Any, **kwargs: Any) -> Any:
-        return cls(*args, ctx=self.get_context(), **kwargs)
+    def __reduce__(self) -> Tuple[Any, ...]:
+        return (_install_in_child, ())
 
-    factory.__name__ = name
-    factory.__qualname__ = f"BaseContext.{name}"
-    factory.__doc__ = f"Returns an interlock {name} (installed by interlock.install())."
-    return factory
+
+def _install_in_child() -> None:
+    install()
+
+
+def _preparation_data(name: str) -> Dict[str, Any]:
+    data = dict(_original_preparation_data(name))
+    if installed():
+        data["interlock_install"] = _InstallInChild()  # spawn.prepare() ignores other keys
+    return data
 
 
 def installed() -> bool:
@@ -39,18 +45,22 @@ def installed() -> bool:
 
 
 def install() -> None:
-    """Make multiprocessing's contexts create interlock primitives (idempotent)."""
+    """Make multiprocessing's contexts create interlock primitives (idempotent). Children
+    started afterwards by spawn or forkserver install it as well; forked children inherit
+    the patched classes."""
     if _saved:
         return
     for name in PRIMITIVES:
         _saved[name] = (context.BaseContext.__dict__[name], getattr(multiprocessing, name))
-        setattr(context.BaseContext, name, _context_factory(name))
+        setattr(context.BaseContext, name, primitive_factory(name, "BaseContext"))
         setattr(multiprocessing, name, getattr(context._default_context, name))
+    spawn.get_preparation_data = _preparation_data
 
 
 def uninstall() -> None:
-    """Undo :func:`install` (idempotent)."""
+    """Undo :func:`install` (idempotent). Children that are already running keep theirs."""
     for name, (method, shortcut) in _saved.items():
         setattr(context.BaseContext, name, method)
         setattr(multiprocessing, name, shortcut)
     _saved.clear()
+    spawn.get_preparation_data = _original_preparation_data

@@ -11,7 +11,6 @@ however many primitives of that arena go with it, carrying the arena's file desc
 
 from __future__ import annotations
 
-import os
 import weakref
 from multiprocessing import context, reduction, util
 from typing import Any, Optional, Tuple
@@ -25,7 +24,7 @@ FORK_CTX_MESSAGE = (
 )
 
 
-_DEFAULT_CONTEXT = context._default_context
+_DEFAULT_CONTEXT: Any = context._default_context
 
 
 def is_fork_context(ctx: Optional[Any]) -> bool:
@@ -80,7 +79,8 @@ class Shareable:
         context.assert_spawning(self)
         if self._is_fork_ctx:  # type: ignore[attr-defined]
             raise RuntimeError(FORK_CTX_MESSAGE)
-        fd, token, *rest = super().__getstate__()  # type: ignore[misc]
+        state: Tuple[Any, ...] = super().__getstate__()  # type: ignore[assignment]
+        fd, token, *rest = state
         return (ArenaRef.get(fd, token), *rest)
 
     def __setstate__(self, state: Tuple[Any, ...]) -> None:
@@ -93,8 +93,7 @@ class _ProcessHooks:
     """Keeps the slot reference counts right across fork and exit (docs/design.md)."""
 
     def install(self) -> None:
-        # A forked child holds real copies of every live primitive: count them.
-        os.register_at_fork(after_in_child=_core._after_fork_in_child)
+        # (A forked child's references are taken inside fork() by the core: see handle.hpp.)
         self.release_at_exit()
         # multiprocessing empties the finalizer registry in each child it starts; put ours back.
         util.register_after_fork(self, _ProcessHooks.release_at_exit)

@@ -34,7 +34,7 @@ _SHARED, _EXCLUSIVE, _UNLOCK = 0, 1, 2
 PathLike = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
 
-def _check_timeout(timeout: Optional[float]) -> Optional[float]:
+def _check_timeout(timeout: Any) -> Optional[float]:
     if timeout is None:
         return None
     kind = type(timeout)
@@ -50,10 +50,10 @@ def _check_timeout(timeout: Optional[float]) -> Optional[float]:
 
 
 def _check_whence(whence: Any) -> int:
-    whence = operator.index(whence)
-    if whence not in (os.SEEK_SET, os.SEEK_CUR, os.SEEK_END):
-        raise ValueError(f"whence must be 0, 1 or 2, not {whence}")
-    return whence
+    value = operator.index(whence)
+    if value not in (os.SEEK_SET, os.SEEK_CUR, os.SEEK_END):
+        raise ValueError(f"whence must be 0, 1 or 2, not {value}")
+    return value
 
 
 class _FdBox:

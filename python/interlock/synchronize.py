@@ -128,12 +128,12 @@ class RLock(_SemLockView, Shareable, _core.RLock):
 
 
 def _semaphore_value(value: Any) -> int:
-    value = operator.index(value)
-    if value < 0:
+    number = operator.index(value)
+    if number < 0:
         raise ValueError("semaphore initial value must be >= 0")
-    if value > SEM_VALUE_MAX:
+    if number > SEM_VALUE_MAX:
         raise OverflowError(f"semaphore value must be <= SEM_VALUE_MAX ({SEM_VALUE_MAX})")
-    return value
+    return number
 
 
 class Semaphore(_SemLockView, Shareable, _core.Semaphore):

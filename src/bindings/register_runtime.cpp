@@ -23,10 +23,9 @@ void register_runtime(py::module_& m) {
       }
     }
   });
+  core::SlotHandle::install_fork_handlers();  // fork children own their inherited references
   m.def("_attach_arena", &attach_arena, py::arg("fd"), py::arg("token"),
         "Map the arena behind fd (received from a parent) unless it is mapped already.");
-  m.def("_after_fork_in_child", &core::SlotHandle::after_fork_in_child,
-        "Fork child: take a reference for every inherited primitive.");
   m.def("_release_all", &core::SlotHandle::release_all,
         "Process exit: drop the reference of every live primitive.");
   m.def("_live_handles", &core::SlotHandle::live_count, "Primitives alive in this process.");

@@ -1,7 +1,10 @@
 #include "core/handle.hpp"
 
+#include "core/errors.hpp"
+
+#include <pthread.h>
+
 #include <mutex>
-#include <new>
 
 namespace interlock::core {
 
@@ -58,11 +61,26 @@ void SlotHandle::unlink() {
   --r.count;
 }
 
-void SlotHandle::after_fork_in_child() {
+namespace {
+
+// The fork protocol of handle.hpp. prepare runs in the forking thread just before the
+// process is duplicated; exactly one of parent/child runs afterwards in each process.
+void fork_prepare() {
   Registry& r = registry();
-  new (&r.mu) std::mutex();  // the child has one thread; start from an unlocked mutex
-  for (SlotHandle* h = r.head; h != nullptr; h = h->next_)
-    if (!h->released_) h->arena_->retain(h->index_);
+  r.mu.lock();  // held across fork(): unlocked again by fork_parent / fork_child
+  for (SlotHandle* h = r.head; h != nullptr; h = h->next())
+    if (!h->released()) h->arena()->retain(h->index());  // the child's reference
+}
+
+void fork_parent() { registry().mu.unlock(); }
+
+void fork_child() { registry().mu.unlock(); }  // the child's only thread is the one that locked
+
+}  // namespace
+
+void SlotHandle::install_fork_handlers() {
+  static const int error = pthread_atfork(&fork_prepare, &fork_parent, &fork_child);
+  if (error != 0) throw OsError(error, "pthread_atfork");
 }
 
 void SlotHandle::release_all() {

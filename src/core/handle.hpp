@@ -2,12 +2,21 @@
 //
 // A SlotHandle owns one reference on its slot (arena.hpp, "Slot lifetime"). Every live
 // handle of this process is on a registry so that:
-//  - after fork, the child adds one reference per inherited handle (the child's copies are
-//    real users of the slot and will drop their references when they die);
+//  - a forked child starts out owning one reference per inherited handle (its copies are real
+//    users of the slot and will drop their references when they die);
 //  - at process exit, release_all() drops every reference still held, for processes that
 //    leave through os._exit without destroying their objects (multiprocessing children).
-// The registry is guarded by a mutex; the Python bindings only touch it with the GIL held,
-// so it is never held by another thread at fork time.
+//
+// Fork protocol. The child's references are taken by the *parent*, inside fork(), from a
+// pthread_atfork prepare handler that holds the registry mutex from before the snapshot until
+// the process is duplicated. Taking them in the child instead would leave two windows: the
+// parent may drop the last reference (freeing the slot) before the child counts itself in,
+// and the child may run Python code (other fork hooks, a garbage collection) that destroys an
+// inherited handle before it has counted it, releasing a reference it does not own. Holding
+// the mutex across fork() also makes the child's copy of the registry consistent, whatever
+// other threads were doing. Cost: a fork that is followed by exec (subprocess with a
+// preexec_fn) takes references nobody drops, so those slots are never reused; a plain
+// subprocess uses vfork/posix_spawn, which runs no fork handlers.
 #pragma once
 
 #include <cstdint>
@@ -37,12 +46,16 @@ class SlotHandle {
   // Adds a reference that a child process will adopt when it unpickles this primitive.
   void add_transfer_reference() { arena_->retain(index_); }
 
-  // Fork child: one more reference for every handle inherited from the parent.
-  static void after_fork_in_child();
+  // Installs the fork handlers described above (idempotent; call once at module load).
+  static void install_fork_handlers();
   // Drops the reference of every live handle now (process exit); their destructors then do
   // nothing more.
   static void release_all();
   static size_t live_count();
+
+  // For the fork handlers, which walk the registry with its mutex held.
+  SlotHandle* next() const { return next_; }
+  bool released() const { return released_; }
 
  private:
   void link();

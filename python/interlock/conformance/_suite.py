@@ -15,17 +15,17 @@ from typing import Any, Dict
 import multiprocessing
 
 import interlock
-from interlock import _install
+from interlock import _context, _install
 
 WIDE = os.environ.get("INTERLOCK_CONFORMANCE_WIDE") == "1"
 
 if WIDE:
     _install.install()
 else:
-    for _name in _install.PRIMITIVES:
+    for _name in _context.PRIMITIVES:
         setattr(multiprocessing, _name, getattr(interlock, _name))
 
-import test._test_multiprocessing as cpython_tests  # noqa: E402  (after the patching)
+import test._test_multiprocessing as cpython_tests  # type: ignore[import-not-found]  # noqa: E402
 
 CORE_CLASSES = ("Lock", "Semaphore", "Condition", "Event", "Barrier")
 WIDE_CLASSES = ("Queue", "Pool", "Value", "Array", "Heap", "SharedCTypes")

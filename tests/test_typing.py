@@ -1,0 +1,24 @@
+"""The type stubs match the runtime (mypy.stubtest) and the examples pass mypy --strict."""
+
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def run(*args):
+    return subprocess.run(
+        [sys.executable, "-m", *args], capture_output=True, text=True, cwd=ROOT, timeout=600
+    )
+
+
+def test_stubs_match_runtime():
+    allowlist = ROOT / ".ci" / "stubtest-allowlist.txt"
+    result = run("mypy.stubtest", "interlock", "--allowlist", str(allowlist))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_examples_and_package_pass_mypy_strict():
+    result = run("mypy", "--strict", "examples", "python/interlock")
+    assert result.returncode == 0, result.stdout + result.stderr
