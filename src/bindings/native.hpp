@@ -13,6 +13,7 @@
 
 #include "core/deadline.hpp"
 #include "core/futex.hpp"
+#include "core/spin.hpp"
 
 namespace interlock::bindings {
 
@@ -91,13 +92,14 @@ template <class Op>
 core::Status run_blocking(const core::Deadline& deadline, Op&& op, bool* raised) {
   *raised = false;
   const bool main_thread = in_main_thread();
+  core::Spin spin = core::Spin::kYes;  // only the first slice spins (spin.hpp)
   while (true) {
     const core::Deadline slice = next_slice(deadline, main_thread);
     core::Status s = core::Status::kOk;
     std::exception_ptr failure;
     Py_BEGIN_ALLOW_THREADS
     try {
-      s = op(slice);
+      s = op(slice, spin);
     } catch (...) {
       failure = std::current_exception();
     }
@@ -109,6 +111,7 @@ core::Status run_blocking(const core::Deadline& deadline, Op&& op, bool* raised)
       *raised = true;
       return s;
     }
+    spin = core::Spin::kNo;
   }
 }
 
@@ -119,14 +122,16 @@ template <class Op>
 void run_blocking_uninterruptible(Op&& op) {
   PyObject *type = nullptr, *value = nullptr, *tb = nullptr;
   const bool main_thread = in_main_thread();
+  core::Spin spin = core::Spin::kYes;  // only the first slice spins (spin.hpp)
   while (true) {
     const core::Deadline slice = next_slice(core::Deadline::never(), main_thread);
     core::Status s;
     Py_BEGIN_ALLOW_THREADS
-    s = op(slice);
+    s = op(slice, spin);
     Py_END_ALLOW_THREADS
     if (s == core::Status::kOk) break;
     if (type == nullptr && PyErr_CheckSignals() < 0) PyErr_Fetch(&type, &value, &tb);
+    spin = core::Spin::kNo;
   }
   if (type != nullptr) PyErr_Restore(type, value, tb);
 }

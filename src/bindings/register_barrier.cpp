@@ -35,15 +35,17 @@ PyObject* raise_broken() {
 template <class Step>
 Outcome run_step(const core::Deadline& deadline, Step&& step) {
   const bool main_thread = in_main_thread();
+  core::Spin spin = core::Spin::kYes;  // only the first slice spins (spin.hpp)
   while (true) {
     const core::Deadline slice = next_slice(deadline, main_thread);
     Outcome o;
     Py_BEGIN_ALLOW_THREADS
-    o = step(slice);
+    o = step(slice, spin);
     Py_END_ALLOW_THREADS
     if (o == Outcome::kTimedOut && !deadline.passed()) o = Outcome::kInterrupted;
     if (o != Outcome::kInterrupted) return o;
     if (PyErr_CheckSignals() < 0) return o;
+    spin = core::Spin::kNo;
   }
 }
 
@@ -67,7 +69,7 @@ PyObject* b_wait(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObje
   core::Deadline deadline = a.deadline();
   barrier::Ticket ticket{0, 0};
 
-  Outcome o = run_step(deadline, [&](const core::Deadline& slice) {
+  Outcome o = run_step(deadline, [&](const core::Deadline& slice, core::Spin) {
     return barrier::arrive(b, slice, &ticket);
   });
   if (o == Outcome::kInterrupted) return nullptr;
@@ -94,8 +96,8 @@ PyObject* b_wait(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObje
     return PyLong_FromUnsignedLong(ticket.index);
   }
   if (o == Outcome::kWait) {
-    o = run_step(deadline, [&](const core::Deadline& slice) {
-      return barrier::await(b, ticket, slice);
+    o = run_step(deadline, [&](const core::Deadline& slice, core::Spin spin) {
+      return barrier::await(b, ticket, slice, spin);
     });
     if (o == Outcome::kInterrupted) {
       // Leaving on an exception breaks the round, so nobody waits for this party.

@@ -90,11 +90,14 @@ PyObject* c_wait(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObje
   bool raised;
   Status st = run_blocking(
       deadline,
-      [&](const core::Deadline& slice) { return condition::sleep(c, ticket, slice); }, &raised);
+      [&](const core::Deadline& slice, core::Spin spin) {
+        return condition::sleep(c, ticket, slice, spin);
+      }, &raised);
   bool notified = !raised && st == Status::kOk;
 
-  run_blocking_uninterruptible([&](const core::Deadline& slice) {
-    return recursive ? mutex::rlock_acquire_depth(m, depth, slice) : mutex::lock_acquire(m, slice);
+  run_blocking_uninterruptible([&](const core::Deadline& slice, core::Spin spin) {
+    return recursive ? mutex::rlock_acquire_depth(m, depth, slice, spin)
+                     : mutex::lock_acquire(m, slice, spin);
   });
   if (!notified) notified = condition::withdraw(c, ticket);
   if (raised || PyErr_Occurred()) return nullptr;

@@ -47,7 +47,7 @@ PyObject* event_wait(PyObject* self, PyObject* const* args, Py_ssize_t nargs, Py
   core::Deadline deadline = a.deadline();
   bool raised;
   Status st = run_blocking(
-      deadline, [&](const core::Deadline& slice) { return event::wait(e, slice); }, &raised);
+      deadline, [&](const core::Deadline& slice, core::Spin spin) { return event::wait(e, slice, spin); }, &raised);
   if (raised) return nullptr;
   return PyBool_FromLong(st == Status::kOk);
 }

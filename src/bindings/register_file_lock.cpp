@@ -32,7 +32,9 @@ bool apply(int fd, int mode, int64_t start, int64_t length, int whence, bool wai
   bool raised;
   Status s = run_blocking(
       deadline,
-      [&](const core::Deadline& slice) { return filelock::apply(fd, m, range, true, slice); },
+      [&](const core::Deadline& slice, core::Spin) {
+        return filelock::apply(fd, m, range, true, slice);
+      },
       &raised);
   if (raised) throw py::error_already_set();
   return s == Status::kOk;

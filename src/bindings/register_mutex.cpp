@@ -27,9 +27,9 @@ PyObject* acquire_mutex_slow(core::MutexState& m, bool recursive, const WaitArgs
   bool raised;
   Status s = run_blocking(
       deadline,
-      [&](const core::Deadline& slice) {
-        return recursive ? mutex::rlock_acquire_depth(m, 1, slice)
-                         : mutex::lock_acquire(m, slice);
+      [&](const core::Deadline& slice, core::Spin spin) {
+        return recursive ? mutex::rlock_acquire_depth(m, 1, slice, spin)
+                         : mutex::lock_acquire(m, slice, spin);
       },
       &raised);
   if (raised) return nullptr;

@@ -23,7 +23,9 @@ PyObject* sem_acquire_with(SemaphoreObject* obj, const WaitArgs& a) {
   core::Deadline deadline = a.deadline();
   bool raised;
   Status st = run_blocking(
-      deadline, [&](const core::Deadline& slice) { return semaphore::acquire(s, slice); },
+      deadline, [&](const core::Deadline& slice, core::Spin spin) {
+        return semaphore::acquire(s, slice, spin);
+      },
       &raised);
   if (raised) return nullptr;
   return PyBool_FromLong(st == Status::kOk);

@@ -78,8 +78,8 @@ Outcome arrive(BarrierState& b, const Deadline& deadline, Ticket* ticket) {
   }
 }
 
-Outcome await(BarrierState& b, Ticket ticket, const Deadline& deadline) {
-  bool spun = false;
+Outcome await(BarrierState& b, Ticket ticket, const Deadline& deadline, Spin spin) {
+  bool spun = spin == Spin::kNo;
   while (true) {
     uint32_t seen;
     {

@@ -29,6 +29,7 @@
 #include "core/deadline.hpp"
 #include "core/futex.hpp"
 #include "core/slot.hpp"
+#include "core/spin.hpp"
 
 namespace interlock::core::barrier {
 
@@ -48,7 +49,7 @@ struct Ticket {
 
 void init(BarrierState& b, uint32_t parties);
 Outcome arrive(BarrierState& b, const Deadline& deadline, Ticket* ticket);
-Outcome await(BarrierState& b, Ticket ticket, const Deadline& deadline);
+Outcome await(BarrierState& b, Ticket ticket, const Deadline& deadline, Spin spin = Spin::kYes);
 // After await() returned kTimedOut and the caller's own timeout has really passed: breaks the
 // barrier unless the round was resolved meanwhile, and says how the round ended for this party.
 Outcome time_out(BarrierState& b, Ticket ticket);

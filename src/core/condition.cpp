@@ -32,8 +32,8 @@ Ticket enqueue(ConditionState& c) {
   return Ticket{c.gen.load(std::memory_order_relaxed)};
 }
 
-Status sleep(ConditionState& c, Ticket t, const Deadline& deadline) {
-  bool spun = false;
+Status sleep(ConditionState& c, Ticket t, const Deadline& deadline, Spin spin) {
+  bool spun = spin == Spin::kNo;
   while (true) {
     uint32_t seen = c.seq.load(std::memory_order_acquire);  // see the header
     if (is_eligible(c, t) && take_token(c)) return Status::kOk;

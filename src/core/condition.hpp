@@ -34,6 +34,7 @@
 #include "core/deadline.hpp"
 #include "core/futex.hpp"
 #include "core/slot.hpp"
+#include "core/spin.hpp"
 
 namespace interlock::core::condition {
 
@@ -45,7 +46,7 @@ struct Ticket {
 Ticket enqueue(ConditionState& c);
 // Lock NOT held: spins, then sleeps until this waiter takes a token (kOk), the deadline
 // passes, or a signal arrives.
-Status sleep(ConditionState& c, Ticket t, const Deadline& deadline);
+Status sleep(ConditionState& c, Ticket t, const Deadline& deadline, Spin spin = Spin::kYes);
 // Lock held again, after sleep() returned anything but kOk: withdraws the waiter. Returns true
 // when it took a token after all (a notify raced with the timeout or signal).
 bool withdraw(ConditionState& c, Ticket t);

@@ -11,8 +11,9 @@ void set(EventState& e) {
     futex_wake(&e.flag, -1);
 }
 
-Status wait(EventState& e, const Deadline& deadline) {
-  if (is_set(e) || spin_until([&] { return is_set(e); })) return Status::kOk;
+Status wait(EventState& e, const Deadline& deadline, Spin spin) {
+  if (is_set(e) || (spin == Spin::kYes && spin_until([&] { return is_set(e); })))
+    return Status::kOk;
   // seq_cst: the waiter half of the handshake.
   e.waiters.fetch_add(1, std::memory_order_seq_cst);
   Status result;

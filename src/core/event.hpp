@@ -13,6 +13,7 @@
 #include "core/deadline.hpp"
 #include "core/futex.hpp"
 #include "core/slot.hpp"
+#include "core/spin.hpp"
 
 namespace interlock::core::event {
 
@@ -24,6 +25,6 @@ inline void clear(EventState& e) {
   e.flag.store(0, std::memory_order_release);  // orders the caller's prior writes
 }
 // Spins, then sleeps until the flag is set (kOk), the deadline passes or a signal arrives.
-Status wait(EventState& e, const Deadline& deadline);
+Status wait(EventState& e, const Deadline& deadline, Spin spin = Spin::kYes);
 
 }  // namespace interlock::core::event

@@ -14,8 +14,9 @@ bool lock_spin_briefly(std::atomic<uint32_t>& word, uint32_t tid) {
       kShortSpinRounds);
 }
 
-Status lock_slow(std::atomic<uint32_t>& word, uint32_t tid, const Deadline& deadline) {
-  if (spin_with_backoff([&] {
+Status lock_slow(std::atomic<uint32_t>& word, uint32_t tid, const Deadline& deadline,
+                 Spin spin) {
+  if (spin == Spin::kYes && spin_with_backoff([&] {
         // relaxed poll; the CAS in try_lock provides the ordering.
         return word.load(std::memory_order_relaxed) == 0 && try_lock(word, tid);
       }))
@@ -47,20 +48,21 @@ Status lock_slow(std::atomic<uint32_t>& word, uint32_t tid, const Deadline& dead
   }
 }
 
-Status lock_acquire(MutexState& m, const Deadline& deadline) {
+Status lock_acquire(MutexState& m, const Deadline& deadline, Spin spin) {
   const ThreadIdentity& me = current_thread();
   if (!try_lock(m.word, me.tid)) {
-    Status s = lock_slow(m.word, me.tid, deadline);
+    Status s = lock_slow(m.word, me.tid, deadline, spin);
     if (s != Status::kOk) return s;
   }
   m.owner_pid.store(me.pid, std::memory_order_relaxed);  // informational (repr)
   return Status::kOk;
 }
 
-Status rlock_acquire_depth(MutexState& m, uint32_t depth, const Deadline& deadline) {
+Status rlock_acquire_depth(MutexState& m, uint32_t depth, const Deadline& deadline,
+                           Spin spin) {
   const ThreadIdentity& me = current_thread();
   if (!try_lock(m.word, me.tid)) {
-    Status s = lock_slow(m.word, me.tid, deadline);
+    Status s = lock_slow(m.word, me.tid, deadline, spin);
     if (s != Status::kOk) return s;
   }
   m.owner_pid.store(me.pid, std::memory_order_relaxed);  // informational (repr)

@@ -28,6 +28,7 @@
 #include "core/deadline.hpp"
 #include "core/futex.hpp"
 #include "core/slot.hpp"
+#include "core/spin.hpp"
 #include "core/thread_identity.hpp"
 
 namespace interlock::core::mutex {
@@ -53,7 +54,8 @@ inline bool try_lock(std::atomic<uint32_t>& word, uint32_t tid) {
 }
 
 // Spins, then sleeps until the lock is taken (kOk), the deadline passes or a signal arrives.
-Status lock_slow(std::atomic<uint32_t>& word, uint32_t tid, const Deadline& deadline);
+Status lock_slow(std::atomic<uint32_t>& word, uint32_t tid, const Deadline& deadline,
+                 Spin spin = Spin::kYes);
 
 // A brief bounded spin for a contended lock, meant to run before the caller releases the GIL.
 bool lock_spin_briefly(std::atomic<uint32_t>& word, uint32_t tid);
@@ -69,7 +71,7 @@ inline uint32_t unlock(std::atomic<uint32_t>& word) {
 // --- multiprocessing.Lock -------------------------------------------------------------
 
 // Acquires (blocking per `deadline`). kOk when acquired.
-Status lock_acquire(MutexState& m, const Deadline& deadline);
+Status lock_acquire(MutexState& m, const Deadline& deadline, Spin spin = Spin::kYes);
 // False when the lock was not locked (nothing changes then: the exchange wrote 0 over 0).
 inline bool lock_release(MutexState& m) { return unlock(m.word) != 0; }
 
@@ -108,6 +110,7 @@ inline bool rlock_release(MutexState& m) {
 // caller is not the owner.
 uint32_t rlock_release_all(MutexState& m);
 // Takes the lock and sets its depth (Condition.wait re-acquiring).
-Status rlock_acquire_depth(MutexState& m, uint32_t depth, const Deadline& deadline);
+Status rlock_acquire_depth(MutexState& m, uint32_t depth, const Deadline& deadline,
+                           Spin spin = Spin::kYes);
 
 }  // namespace interlock::core::mutex

@@ -22,8 +22,9 @@ bool try_acquire(SemaphoreState& s) {
   return false;
 }
 
-Status acquire(SemaphoreState& s, const Deadline& deadline) {
-  if (try_acquire(s) || spin_until([&] { return try_acquire(s); })) return Status::kOk;
+Status acquire(SemaphoreState& s, const Deadline& deadline, Spin spin) {
+  if (try_acquire(s) || (spin == Spin::kYes && spin_until([&] { return try_acquire(s); })))
+    return Status::kOk;
   // seq_cst: the waiter half of the handshake described in the header.
   s.waiters.fetch_add(1, std::memory_order_seq_cst);
   Status result;

@@ -22,6 +22,7 @@
 #include "core/deadline.hpp"
 #include "core/futex.hpp"
 #include "core/slot.hpp"
+#include "core/spin.hpp"
 
 namespace interlock::core::semaphore {
 
@@ -30,7 +31,7 @@ inline constexpr uint32_t kValueMax = 0x7fffffff;  // SEM_VALUE_MAX on Linux
 void init(SemaphoreState& s, uint32_t value, uint32_t maxvalue);
 bool try_acquire(SemaphoreState& s);
 // Spins, then sleeps until a permit is taken (kOk), the deadline passes or a signal arrives.
-Status acquire(SemaphoreState& s, const Deadline& deadline);
+Status acquire(SemaphoreState& s, const Deadline& deadline, Spin spin = Spin::kYes);
 // Adds n permits; false (and no change) when that would pass maxvalue.
 bool release(SemaphoreState& s, uint32_t n);
 inline uint32_t value(const SemaphoreState& s) {

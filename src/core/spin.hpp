@@ -7,6 +7,11 @@
 
 namespace interlock::core {
 
+// Whether a wait polls before its first sleep. A long wait is cut into slices (so the main
+// thread can run signal handlers); only the first slice spins, so a waiter blocked for a
+// second burns one spin, not one per slice.
+enum class Spin : bool { kNo = false, kYes = true };
+
 // Rounds of polling before a waiter goes to sleep.
 inline constexpr int kSpinRounds = 4000;
 // Rounds of polling a contended lock gets before the caller even releases the GIL: releasing

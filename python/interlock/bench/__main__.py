@@ -1,0 +1,88 @@
+"""``python -m interlock.bench``: the benchmark suite's command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from typing import List, Optional
+
+from . import between_processes, creation, one_process, report, waiting
+from .peers import available
+from .timing import Row, fmt_time
+
+GROUPS = ["one", "create", "scale", "between", "waiting"]
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m interlock.bench",
+        description="interlock against multiprocessing, threading, posix_ipc and Manager "
+        "proxies, side by side in one run.",
+    )
+    parser.add_argument("--quick", action="store_true", help="a short run (under a minute)")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--plot", metavar="DIR", help="also write PNG charts (needs matplotlib)")
+    parser.add_argument("--only", choices=GROUPS, action="append",
+                        help="run only these groups (repeatable)")
+    args = parser.parse_args(argv)
+    groups = args.only or GROUPS
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            parser.error("--plot needs matplotlib: pip install .[bench]")
+
+    notes: List[str] = []
+    peers = available(notes)
+    started = time.perf_counter()
+    rows: List[Row] = []
+    try:
+        if "one" in groups:
+            rows += one_process.run(peers, args.quick)
+        if "create" in groups:
+            rows += creation.creation_time(peers, args.quick)
+        if "scale" in groups:
+            rows += creation.scale(peers, args.quick, notes)
+        if "between" in groups:
+            rows += between_processes.run(peers, args.quick)
+        if "waiting" in groups:
+            rows += waiting.run(peers, args.quick)
+    finally:
+        for peer in peers.values():
+            peer.close()
+    floor = one_process.call_floor(args.quick)
+    elapsed = time.perf_counter() - started
+    meta = {
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "machine": f"{platform.system()} {platform.release()} {platform.machine()}",
+        "cpus": os.cpu_count(),
+        "mode": "quick" if args.quick else "full",
+        "seconds": round(elapsed, 1),
+        "call_floor_seconds": floor,
+        "notes": notes,
+    }
+    header = [
+        f"{meta['python']} on {meta['machine']}, {meta['cpus']} CPUs; {meta['mode']} run "
+        f"in {elapsed:.0f} s",
+        "each figure: median over repeats; ratio = interlock / multiprocessing, same run; "
+        "lower is better",
+        f"interpreter floor: two no-op C method calls take {fmt_time(floor)}",
+    ] + notes
+    report.print_table(rows, header, sys.stdout)
+    summary = report.targets_summary(rows)
+    if summary:
+        print(f"\n{summary}")
+    if args.json:
+        report.write_json(args.json, rows, meta)
+        print(f"wrote {args.json}")
+    if args.plot:
+        for path in report.write_plots(args.plot, rows):
+            print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""Presenting results: a plain-text table, JSON, and PNG plots."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, List, Optional, TextIO
+
+from .timing import Row, fmt_bytes, fmt_time
+
+PEER_ORDER = ["interlock", "multiprocessing", "threading", "posix_ipc", "manager"]
+
+
+def _cell(row: Row, peer: str) -> str:
+    stats = row.stats().get(peer)
+    if stats is None:
+        return "-"
+    fmt = fmt_bytes if row.unit == "B" else fmt_time
+    return fmt(stats["median"])
+
+
+def print_table(rows: List[Row], header: List[str], out: TextIO) -> None:
+    peers = [p for p in PEER_ORDER if any(p in r.samples or p in r.notes for r in rows)]
+    width = max(len(r.operation) for r in rows) + 2
+    line = f"{'operation':{width}}" + "".join(f"{p:>16}" for p in peers)
+    line += f"{'ratio':>9}{'target':>8}  spread (interlock, min..max)"
+    for text in header:
+        print(f"# {text}", file=out)
+    group = None
+    for row in rows:
+        if row.group != group:
+            group = row.group
+            print(f"\n== {group}", file=out)
+            print(line, file=out)
+            print("-" * len(line), file=out)
+        ratio = row.ratio()
+        verdict = _verdict(row)
+        target = f"{row.target:.2f}x" if row.target is not None else ""
+        if row.limit is not None:
+            target = "<" + (fmt_bytes if row.unit == "B" else fmt_time)(row.limit)
+        spread = ""
+        stats = row.stats().get("interlock")
+        if stats and stats["n"] > 1:
+            fmt = fmt_bytes if row.unit == "B" else fmt_time
+            spread = f"{fmt(stats['min'])}..{fmt(stats['max'])}"
+        ratio_text = f"{ratio:.3f}x" if ratio is not None else "-"
+        print(
+            f"{row.operation:{width}}" + "".join(f"{_cell(row, p):>16}" for p in peers)
+            + f"{ratio_text:>9}{target:>8}{verdict:5} {spread}",
+            file=out,
+        )
+    notes = [(r.operation, p, n) for r in rows for p, n in r.notes.items()]
+    if notes:
+        print("\nnotes:", file=out)
+        for operation, peer, text in notes:
+            print(f"  {operation} / {peer}: {text}", file=out)
+
+
+def write_json(path: str, rows: List[Row], meta: Dict[str, Any]) -> None:
+    with open(path, "w") as f:
+        json.dump({"meta": meta, "rows": [r.as_dict() for r in rows]}, f, indent=2)
+
+
+def write_plots(directory: str, rows: List[Row]) -> List[str]:
+    """Ratio bars per operation, and latency against the number of processes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    os.makedirs(directory, exist_ok=True)
+    written = []
+
+    timed = [r for r in rows if r.unit == "s" and r.group != "scale" and r.stats().get("multiprocessing")]
+    fig, ax = plt.subplots(figsize=(10, 0.45 * len(timed) + 1.5))
+    peers = [p for p in PEER_ORDER if p != "multiprocessing"]
+    height = 0.8 / len(peers)
+    for i, peer in enumerate(peers):
+        ys, xs = [], []
+        for j, row in enumerate(timed):
+            stats = row.stats()
+            if peer in stats:
+                ys.append(j + i * height)
+                xs.append(stats[peer]["median"] / stats["multiprocessing"]["median"])
+        if xs:
+            ax.barh(ys, xs, height=height, label=peer)
+    ax.set_yticks([j + 0.4 - height / 2 for j in range(len(timed))])
+    ax.set_yticklabels([r.operation for r in timed], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    ax.set_xlabel("time relative to multiprocessing (log scale; < 1 is faster)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = os.path.join(directory, "ratios.png")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    written.append(path)
+
+    for prefix, title, name in [
+        ("Lock contended by ", "Lock contended by N processes", "contended_lock.png"),
+        ("Barrier(", "Barrier(N) round", "barrier.png"),
+    ]:
+        series: Dict[str, List[Any]] = {}
+        for row in rows:
+            if row.group == "N processes" and row.operation.startswith(prefix):
+                n = int("".join(ch for ch in row.operation[len(prefix):] if ch.isdigit()) or 0)
+                for peer, stats in row.stats().items():
+                    series.setdefault(peer, []).append((n, stats["median"]))
+        if not series:
+            continue
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for peer in PEER_ORDER:
+            if peer in series:
+                points = sorted(series[peer])
+                ax.plot([p[0] for p in points], [p[1] * 1e6 for p in points], marker="o", label=peer)
+        ax.set_yscale("log")
+        ax.set_xlabel("processes")
+        ax.set_ylabel("microseconds per operation (log scale)")
+        ax.set_title(title)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = os.path.join(directory, name)
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def _verdict(row: Row) -> str:
+    ratio = row.ratio()
+    if row.target is not None and ratio is not None:
+        return " ok" if ratio <= row.target else " MISS"
+    ours = row.stats().get("interlock")
+    if row.limit is not None and ours is not None:
+        return " ok" if ours["median"] <= row.limit else " MISS"
+    return ""
+
+
+def targets_summary(rows: List[Row]) -> Optional[str]:
+    checked = [(r, _verdict(r)) for r in rows if _verdict(r)]
+    if not checked:
+        return None
+    missed = [r.operation for r, verdict in checked if verdict == " MISS"]
+    return f"targets met: {len(checked) - len(missed)}/{len(checked)}" + (
+        f" (missed: {', '.join(missed)})" if missed else ""
+    )
