@@ -217,3 +217,30 @@ def joinable_consumer(tasks, results):
         if item is None:
             return
         results.put(item * 2)
+
+
+def hold_then_die(lock, held):
+    """Takes the lock, says so, and dies by SIGKILL while holding it."""
+    import signal
+
+    lock.acquire()
+    held.set()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def acquire_robust_and_report(lock, results, timeout):
+    import interlock
+
+    start = time.monotonic()
+    try:
+        got = lock.acquire(timeout=timeout)
+        results.put(("acquired" if got else "timeout", time.monotonic() - start))
+    except interlock.OwnerDiedError:
+        results.put(("owner died", time.monotonic() - start))
+        lock.release()
+
+
+def acquire_and_hold(lock, held, seconds):
+    lock.acquire()
+    held.set()
+    time.sleep(seconds)

@@ -13,7 +13,7 @@ from ._core import SegmentError
 from ._context import get_context
 from ._install import install, uninstall
 from .file_lock import FileLock, lockf
-from .synchronize import SEM_VALUE_MAX
+from .synchronize import SEM_VALUE_MAX, OwnerDiedError, set_owner_check_interval
 
 __version__ = "0.1.0"
 
@@ -27,6 +27,8 @@ __all__ = [
     "Barrier",
     "SEM_VALUE_MAX",
     "SegmentError",
+    "OwnerDiedError",
+    "set_owner_check_interval",
     "FileLock",
     "lockf",
     "install",
@@ -36,14 +38,16 @@ __all__ = [
 ]
 
 
-def Lock() -> synchronize.Lock:
-    """A non-recursive lock shared between processes (``multiprocessing.Lock``)."""
-    return synchronize.Lock()
+def Lock(*, robust: bool = False) -> synchronize.Lock:
+    """A non-recursive lock shared between processes (``multiprocessing.Lock``).
+    ``robust=True``: see :class:`interlock.synchronize.Lock` and :class:`OwnerDiedError`."""
+    return synchronize.Lock(robust=robust)
 
 
-def RLock() -> synchronize.RLock:
-    """A recursive lock shared between processes (``multiprocessing.RLock``)."""
-    return synchronize.RLock()
+def RLock(*, robust: bool = False) -> synchronize.RLock:
+    """A recursive lock shared between processes (``multiprocessing.RLock``).
+    ``robust=True``: see :class:`interlock.synchronize.Lock` and :class:`OwnerDiedError`."""
+    return synchronize.RLock(robust=robust)
 
 
 def Semaphore(value: int = 1) -> synchronize.Semaphore:

@@ -19,6 +19,8 @@ from . import _core
 from ._sharing import Shareable, is_fork_context
 
 __all__ = [
+    "OwnerDiedError",
+    "set_owner_check_interval",
     "Lock",
     "RLock",
     "Semaphore",
@@ -79,18 +81,43 @@ class _SemLockView:
         return self._get_value() == 0
 
 
+OwnerDiedError = _core.OwnerDiedError
+
+
+def _robust_flag(robust: Any) -> bool:
+    if not isinstance(robust, bool):
+        raise TypeError(f"robust must be a bool, not {type(robust).__name__}")
+    return robust
+
+
+def set_owner_check_interval(seconds: float) -> None:
+    """How long a waiter on a robust lock sleeps between checks of the holder's process
+    (default 0.05 s, so a dead holder is noticed within 0.1 s). Applies to this process."""
+    kind = type(seconds)
+    if not (hasattr(kind, "__float__") or hasattr(kind, "__index__")) or isinstance(seconds, str):
+        raise TypeError(f"must be real number, not {kind.__name__}")
+    value = float(seconds)
+    if not (0.001 <= value <= 3600):
+        raise ValueError("the owner check interval must be between 0.001 and 3600 seconds")
+    _core._set_owner_check_interval(value)
+
+
 class Lock(_SemLockView, Shareable, _core.Lock):
     """A non-recursive lock shared between processes: see ``multiprocessing.Lock``.
 
     ``acquire(block=True, timeout=None)``, ``release()``, ``locked()`` and the context
     manager protocol. Any process or thread may release it; releasing it while unlocked
     raises ``ValueError``.
+
+    With ``robust=True``, a holder whose process dies (even by SIGKILL) does not strand the
+    others: a waiter or later acquirer takes the lock over within about 100 ms and gets
+    :class:`OwnerDiedError`, holding the lock (see docs/reliability.md).
     """
 
     __slots__ = ()
 
-    def __init__(self, *, ctx: Optional[Any] = None) -> None:
-        super().__init__(is_fork_context(ctx))
+    def __init__(self, *, robust: bool = False, ctx: Optional[Any] = None) -> None:
+        super().__init__(is_fork_context(ctx), _robust_flag(robust))
 
     def __repr__(self) -> str:
         try:
@@ -104,13 +131,14 @@ class RLock(_SemLockView, Shareable, _core.RLock):
     """A recursive lock shared between processes: see ``multiprocessing.RLock``.
 
     The owning thread may acquire it again without blocking and must release it once per
-    acquisition; a release by anyone else raises ``AssertionError``.
+    acquisition; a release by anyone else raises ``AssertionError``. ``robust=True`` as for
+    :class:`Lock`; the taker-over holds it at depth 1.
     """
 
     __slots__ = ()
 
-    def __init__(self, *, ctx: Optional[Any] = None) -> None:
-        super().__init__(is_fork_context(ctx))
+    def __init__(self, *, robust: bool = False, ctx: Optional[Any] = None) -> None:
+        super().__init__(is_fork_context(ctx), _robust_flag(robust))
 
     def __repr__(self) -> str:
         try:

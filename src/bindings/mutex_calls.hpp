@@ -14,6 +14,8 @@ namespace interlock::bindings {
 // The part of acquire_mutex after the first attempt failed.
 PyObject* acquire_mutex_slow(core::MutexState& m, bool recursive, const WaitArgs& a);
 PyObject* raise_not_owned();
+// Raises interlock.OwnerDiedError (the caller holds the lock); returns NULL.
+PyObject* raise_owner_died();
 
 // Takes the lock as `a` says (RLock semantics when `recursive`). Returns a new reference to
 // True/False, or NULL with an exception set (a signal handler raised).

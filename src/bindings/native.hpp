@@ -117,9 +117,9 @@ core::Status run_blocking(const core::Deadline& deadline, Op&& op, bool* raised)
 
 // Like run_blocking with no deadline, but never gives up: a pending exception from a signal
 // handler is kept aside and restored once `op` succeeds (used to re-take a lock that must be
-// held on exit).
+// held on exit). Returns kOk, or kOwnerDied when a robust lock was taken from a dead holder.
 template <class Op>
-void run_blocking_uninterruptible(Op&& op) {
+core::Status run_blocking_uninterruptible(Op&& op) {
   PyObject *type = nullptr, *value = nullptr, *tb = nullptr;
   const bool main_thread = in_main_thread();
   core::Spin spin = core::Spin::kYes;  // only the first slice spins (spin.hpp)
@@ -129,11 +129,13 @@ void run_blocking_uninterruptible(Op&& op) {
     Py_BEGIN_ALLOW_THREADS
     s = op(slice, spin);
     Py_END_ALLOW_THREADS
-    if (s == core::Status::kOk) break;
+    if (s == core::Status::kOk || s == core::Status::kOwnerDied) {
+      if (type != nullptr) PyErr_Restore(type, value, tb);
+      return s;
+    }
     if (type == nullptr && PyErr_CheckSignals() < 0) PyErr_Fetch(&type, &value, &tb);
     spin = core::Spin::kNo;
   }
-  if (type != nullptr) PyErr_Restore(type, value, tb);
 }
 
 // A METH_FASTCALL | METH_KEYWORDS function, as PyMethodDef stores it.

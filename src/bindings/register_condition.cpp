@@ -95,12 +95,13 @@ PyObject* c_wait(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObje
       }, &raised);
   bool notified = !raised && st == Status::kOk;
 
-  run_blocking_uninterruptible([&](const core::Deadline& slice, core::Spin spin) {
+  Status back = run_blocking_uninterruptible([&](const core::Deadline& slice, core::Spin spin) {
     return recursive ? mutex::rlock_acquire_depth(m, depth, slice, spin)
                      : mutex::lock_acquire(m, slice, spin);
   });
   if (!notified) notified = condition::withdraw(c, ticket);
   if (raised || PyErr_Occurred()) return nullptr;
+  if (back == Status::kOwnerDied) return raise_owner_died();
   return PyBool_FromLong(notified);
 }
 

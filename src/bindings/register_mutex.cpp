@@ -14,12 +14,30 @@ namespace interlock::bindings {
 using core::Status;
 namespace mutex = core::mutex;
 
+namespace {
+PyObject* g_owner_died = nullptr;  // interlock._core.OwnerDiedError
+}  // namespace
+
+PyObject* raise_owner_died() {
+  PyErr_SetString(g_owner_died,
+                  "the previous holder's process died while holding the lock; the lock is "
+                  "now held by the caller, and the state it protects may need repair");
+  return nullptr;
+}
+
 PyObject* acquire_mutex_slow(core::MutexState& m, bool recursive, const WaitArgs& a) {
-  if (a.try_only()) Py_RETURN_FALSE;
-  // A short spin before giving up the GIL: most contended hand-offs complete within it.
   const core::ThreadIdentity& me = core::current_thread();
+  if (a.try_only()) {
+    // relaxed: `robust` is set once, before the lock is shared.
+    if (m.robust.load(std::memory_order_relaxed) && mutex::take_over_from_dead_owner(m, me)) {
+      if (recursive) m.depth.store(1, std::memory_order_relaxed);  // ordered by the CAS
+      return raise_owner_died();
+    }
+    Py_RETURN_FALSE;
+  }
+  // A short spin before giving up the GIL: most contended hand-offs complete within it.
   if (mutex::lock_spin_briefly(m.word, me.tid)) {
-    m.owner_pid.store(me.pid, std::memory_order_relaxed);  // informational (repr)
+    m.owner.store(me.owner, std::memory_order_relaxed);  // a hint (mutex.hpp)
     if (recursive) m.depth.store(1, std::memory_order_relaxed);  // ordered by the CAS
     Py_RETURN_TRUE;
   }
@@ -33,6 +51,7 @@ PyObject* acquire_mutex_slow(core::MutexState& m, bool recursive, const WaitArgs
       },
       &raised);
   if (raised) return nullptr;
+  if (s == Status::kOwnerDied) return raise_owner_died();
   return PyBool_FromLong(s == Status::kOk);
 }
 
@@ -97,8 +116,16 @@ PyMethodDef mutex_methods[] = {
 template <class T>
 void define_mutex(py::module_& m, const char* name, const char* doc) {
   auto cls = define_primitive<T, NoExtraState<T, T::kKind>>(m, name, doc);
-  cls.def(py::init([](bool fork_ctx) { return std::make_unique<T>(T::kKind, fork_ctx); }),
-          py::arg("fork_ctx") = false);
+  cls.def(py::init([](bool fork_ctx, bool robust) {
+            auto obj = std::make_unique<T>(T::kKind, fork_ctx);
+            // relaxed: the slot is not shared with anyone yet.
+            obj->state().robust.store(robust ? 1 : 0, std::memory_order_relaxed);
+            return obj;
+          }),
+          py::arg("fork_ctx") = false, py::arg("robust") = false);
+  cls.def_property_readonly(
+      "robust", [](T& self) { return self.state().robust.load(std::memory_order_relaxed) != 0; },
+      "True if waiters take the lock over when its holder's process dies (OwnerDiedError).");
   cls.def(
       "_is_mine", [](T& self) { return mutex::owner_tid(self.state()) == core::current_thread().tid; },
       "True if the calling thread holds the lock.");
@@ -109,7 +136,7 @@ void define_mutex(py::module_& m, const char* name, const char* doc) {
       "_owner_pid",
       [](T& self) {
         if (!mutex::is_locked(self.state())) return uint32_t{0};
-        return self.state().owner_pid.load(std::memory_order_relaxed);
+        return core::record_pid(self.state().owner.load(std::memory_order_relaxed));
       },
       "The pid of the process holding the lock, or 0 (a snapshot).");
   cls.def(
@@ -121,6 +148,16 @@ void define_mutex(py::module_& m, const char* name, const char* doc) {
 }  // namespace
 
 void register_mutexes(py::module_& m) {
+  g_owner_died = PyErr_NewExceptionWithDoc(
+      "interlock._core.OwnerDiedError",
+      "A robust lock was acquired from a holder whose process died while holding it. The "
+      "caller holds the lock now (as with pthread's EOWNERDEAD).",
+      PyExc_RuntimeError, nullptr);
+  if (g_owner_died == nullptr) throw py::error_already_set();
+  m.attr("OwnerDiedError") = py::handle(g_owner_died);
+  m.def("_set_owner_check_interval", &mutex::set_owner_check_interval, py::arg("seconds"),
+        "How long a robust lock's waiter sleeps between checks of the holder.");
+  m.def("_owner_check_interval", &mutex::owner_check_interval);
   define_mutex<LockObject>(m, "Lock", "A non-recursive lock in shared memory.");
   define_mutex<RLockObject>(m, "RLock", "A recursive lock in shared memory.");
 }

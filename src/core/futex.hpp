@@ -17,6 +17,7 @@ enum class Status {
   kOk,           // the operation completed (acquired, woken, notified, ...)
   kTimedOut,     // the deadline passed first
   kInterrupted,  // a signal arrived; the caller runs its handlers and may call again
+  kOwnerDied,    // (robust locks) acquired, but the previous holder's process had died
 };
 
 static_assert(std::atomic<uint32_t>::is_always_lock_free,

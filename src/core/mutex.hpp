@@ -5,9 +5,10 @@
 //   tid                      locked by kernel thread `tid`, nobody asleep
 //   tid | kWaitersBit        locked, and somebody may be asleep on the word
 // The owner's tid is kept in the low 30 bits as in the kernel's robust-futex ABI, so any
-// process can tell who holds the lock; `owner_pid` records the holder's process (stored after
-// the acquiring CAS, read only for repr, so a reader may briefly see a stale value). `depth` is
-// the RLock recursion count.
+// process can tell who holds the lock. `owner` is the holder's owner record (tid, pid and
+// process start stamp: process_identity.hpp), stored after the acquiring CAS; a reader may
+// briefly see the previous holder's record, and tells by comparing its tid with the word's.
+// `depth` is the RLock recursion count.
 //
 // Lock: anyone may unlock (multiprocessing's contract). RLock: only the owner may unlock,
 // once per acquisition.
@@ -18,6 +19,14 @@
 // (it cannot know whether others still sleep). Unlock exchanges the word with 0 and issues a
 // wake only if the bit was set, so an uncontended unlock makes no system call.
 //
+// Robust locks (`robust` set at creation). A waiter sleeps in slices of
+// owner_check_interval(); after each slice it reads the word, then the owner record, and if the
+// record belongs to the word's holder (same tid) and names a process that is gone, it takes the
+// lock over with a CAS from that exact word value, so at most one waiter wins, and the acquire
+// reports kOwnerDied. A record of another holder, or none yet, is never acted on. Releasing
+// does not clear the record: the tid comparison already rejects a stale one. A Lock may still
+// be released by any process; the record then simply belongs to nobody until the next acquire.
+//
 // Memory ordering: the acquiring CAS is acquire and the unlocking exchange is release, so
 // everything done under the lock happens-before the next owner's critical section. Failed
 // CASes and polling loads are relaxed: they only decide whether to retry.
@@ -27,6 +36,7 @@
 
 #include "core/deadline.hpp"
 #include "core/futex.hpp"
+#include "core/process_identity.hpp"
 #include "core/slot.hpp"
 #include "core/spin.hpp"
 #include "core/thread_identity.hpp"
@@ -70,8 +80,17 @@ inline uint32_t unlock(std::atomic<uint32_t>& word) {
 
 // --- multiprocessing.Lock -------------------------------------------------------------
 
-// Acquires (blocking per `deadline`). kOk when acquired.
+// Acquires (blocking per `deadline`). kOk when acquired; kOwnerDied (robust locks) when
+// acquired from a holder whose process had died.
 Status lock_acquire(MutexState& m, const Deadline& deadline, Spin spin = Spin::kYes);
+
+// Robust locks: takes the lock over if its holder's process is gone (see the header). True
+// when the caller now holds it.
+bool take_over_from_dead_owner(MutexState& m, const ThreadIdentity& me);
+
+// How long a robust lock's waiter sleeps between checks of the holder (default 50 ms).
+void set_owner_check_interval(double seconds);
+double owner_check_interval();
 // False when the lock was not locked (nothing changes then: the exchange wrote 0 over 0).
 inline bool lock_release(MutexState& m) { return unlock(m.word) != 0; }
 
@@ -81,7 +100,7 @@ inline bool lock_release(MutexState& m) { return unlock(m.word) != 0; }
 inline bool lock_try_acquire(MutexState& m) {
   const ThreadIdentity& me = current_thread();
   if (!try_lock(m.word, me.tid)) return false;
-  m.owner_pid.store(me.pid, std::memory_order_relaxed);  // informational (repr)
+  m.owner.store(me.owner, std::memory_order_relaxed);  // read as a hint only (see the header)
   return true;
 }
 
@@ -93,7 +112,7 @@ inline bool rlock_try_acquire(MutexState& m) {
     return true;
   }
   if (!try_lock(m.word, me.tid)) return false;
-  m.owner_pid.store(me.pid, std::memory_order_relaxed);  // informational (repr)
+  m.owner.store(me.owner, std::memory_order_relaxed);  // read as a hint only (see the header)
   m.depth.store(1, std::memory_order_relaxed);  // ordered by the acquiring CAS
   return true;
 }
@@ -109,7 +128,8 @@ inline bool rlock_release(MutexState& m) {
 // Releases every level at once (Condition.wait); returns the depth that was held, 0 if the
 // caller is not the owner.
 uint32_t rlock_release_all(MutexState& m);
-// Takes the lock and sets its depth (Condition.wait re-acquiring).
+// Takes the lock and sets its depth (Condition.wait re-acquiring; also RLock's slow path).
+// kOwnerDied as lock_acquire.
 Status rlock_acquire_depth(MutexState& m, uint32_t depth, const Deadline& deadline,
                            Spin spin = Spin::kYes);
 

@@ -43,9 +43,10 @@ struct SlotHeader {
 
 // Lock and RLock. See mutex.hpp.
 struct MutexState {
-  std::atomic<uint32_t> word;       // 0 = unlocked, else owner tid | kWaitersBit
-  std::atomic<uint32_t> owner_pid;  // pid of the holder; informational (repr)
-  std::atomic<uint32_t> depth;      // RLock recursion depth; touched only by the owner
+  std::atomic<uint32_t> word;    // 0 = unlocked, else owner tid | kWaitersBit
+  std::atomic<uint32_t> depth;   // RLock recursion depth; touched only by the owner
+  std::atomic<uint64_t> owner;   // the holder's owner record (process_identity.hpp), or 0
+  std::atomic<uint32_t> robust;  // 1: waiters take over from a holder whose process died
 };
 
 // Semaphore and BoundedSemaphore. See semaphore.hpp.

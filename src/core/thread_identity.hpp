@@ -11,14 +11,15 @@
 namespace interlock::core {
 
 struct ThreadIdentity {
-  uint32_t tid;  // kernel thread id (gettid), never 0
-  uint32_t pid;  // process id (getpid)
+  uint32_t tid;    // kernel thread id (gettid), never 0
+  uint32_t pid;    // process id (getpid)
+  uint64_t owner;  // this thread's owner record (process_identity.hpp)
 };
 
 namespace detail {
 // __thread (a plain POD, so no TLS wrapper call) with the initial-exec model: the identity
 // is read on every acquire, and this model makes that one
-// %fs-relative load instead of a __tls_get_addr call. It needs 8 bytes of static TLS, which
+// %fs-relative load instead of a __tls_get_addr call. It needs 16 bytes of static TLS, which
 // glibc's surplus provides to modules loaded with dlopen.
 extern __thread ThreadIdentity tls_identity __attribute__((tls_model("initial-exec")));
 const ThreadIdentity& load_identity();

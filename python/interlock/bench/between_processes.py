@@ -6,6 +6,7 @@ Children are forked, so every peer's primitives reach them by inheritance.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from typing import Any, Callable, Dict, List, Tuple
@@ -143,7 +144,8 @@ def _run_group(targets: List[Tuple[Callable[..., None], Tuple[Any, ...]]]) -> fl
         child.join()
         if child.exitcode != 0:
             raise RuntimeError(f"a benchmark process failed (exit code {child.exitcode})")
-    return max(finished) - start
+    end: float = max(finished)
+    return end - start
 
 
 def contended_lock(peer: Peer, processes: int, rounds: int) -> float:
@@ -163,6 +165,14 @@ def producer_consumer(peer: Peer, rounds: int, slots: int = 16) -> float:
     """Seconds per item through a bounded buffer (one producer, one consumer)."""
     empty, full = peer.make("Semaphore", slots), peer.make("Semaphore", 0)
     return _run_group([(_producer, (empty, full, rounds)), (_consumer, (empty, full, rounds))]) / rounds
+
+
+def _contended_call(processes: int, peer: Peer, rounds: int) -> float:
+    return contended_lock(peer, processes, 4 * rounds)
+
+
+def _barrier_call(parties: int, peer: Peer, rounds: int) -> float:
+    return barrier_rounds(peer, parties, max(rounds // parties, 10))
 
 
 def run(peers: Dict[str, Peer], quick: bool) -> List[Row]:
@@ -195,10 +205,9 @@ def run(peers: Dict[str, Peer], quick: bool) -> List[Row]:
     for n in process_counts():
         target = 0.3 if n == most else None
         measure(Row("N processes", f"Lock contended by {n} (per acquire+release)", target=target),
-                lambda peer, r, n=n: contended_lock(peer, n, 4 * r))
+                functools.partial(_contended_call, n))
     for n in process_counts():
         if n < 2:
             continue
-        measure(Row("N processes", f"Barrier({n}) round"),
-                lambda peer, r, n=n: barrier_rounds(peer, n, max(r // n, 10)))
+        measure(Row("N processes", f"Barrier({n}) round"), functools.partial(_barrier_call, n))
     return rows

@@ -105,8 +105,8 @@ def write_plots(directory: str, rows: List[Row]) -> List[str]:
         for row in rows:
             if row.group == "N processes" and row.operation.startswith(prefix):
                 n = int("".join(ch for ch in row.operation[len(prefix):] if ch.isdigit()) or 0)
-                for peer, stats in row.stats().items():
-                    series.setdefault(peer, []).append((n, stats["median"]))
+                for peer, peer_stats in row.stats().items():
+                    series.setdefault(peer, []).append((n, peer_stats["median"]))
         if not series:
             continue
         fig, ax = plt.subplots(figsize=(7, 4.5))
