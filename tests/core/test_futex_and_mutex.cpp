@@ -1,0 +1,162 @@
+// The futex wrapper and the mutex protocol, within one process and across processes.
+#include <chrono>
+#include <thread>
+#include <vector>
+
+#include "check.hpp"
+#include "core/deadline.hpp"
+#include "core/futex.hpp"
+#include "core/mutex.hpp"
+#include "core/process_identity.hpp"
+#include "shared_memory.hpp"
+
+using namespace interlock::core;
+
+namespace {
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+}  // namespace
+
+TEST(deadline_basics) {
+  CHECK(Deadline::never().is_infinite());
+  CHECK(!Deadline::never().passed());
+  CHECK(Deadline::after(0).passed());
+  CHECK(Deadline::after(-5).passed());
+  CHECK(!Deadline::after(60).passed());
+  CHECK(!Deadline::earlier(Deadline::never(), Deadline::after(60)).is_infinite());
+}
+
+TEST(futex_wait_times_out_and_refuses_a_changed_word) {
+  std::atomic<uint32_t> word{0};
+  auto start = std::chrono::steady_clock::now();
+  CHECK(futex_wait(&word, 0, Deadline::after(0.05)) == Status::kTimedOut);
+  CHECK(seconds_since(start) >= 0.04);
+  CHECK(futex_wait(&word, 1, Deadline::after(5)) == Status::kOk);  // value differs: no sleep
+}
+
+TEST(futex_wake_reaches_another_process) {
+  auto* word = interlock::test::shared_new<std::atomic<uint32_t>>();
+  pid_t child = interlock::test::fork_child([&] {
+    while (word->load() == 0) CHECK(futex_wait(word, 0, Deadline::after(10)) == Status::kOk);
+    CHECK(word->load() == 1);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  word->store(1);
+  futex_wake(word, 1);
+  CHECK(interlock::test::child_succeeded(child));
+}
+
+TEST(lock_basics) {
+  MutexState m{};
+  CHECK(mutex::lock_try_acquire(m));
+  CHECK(!mutex::lock_try_acquire(m));
+  CHECK(mutex::is_locked(m));
+  CHECK(mutex::lock_release(m));
+  CHECK(!mutex::lock_release(m));  // unlocked: refused
+  CHECK(mutex::lock_acquire(m, Deadline::after(1)) == Status::kOk);
+  CHECK(record_pid(m.owner.load()) == static_cast<uint32_t>(getpid()));
+  std::thread other([&] { CHECK(mutex::lock_acquire(m, Deadline::after(0.05)) == Status::kTimedOut); });
+  other.join();
+  CHECK(mutex::lock_release(m));
+}
+
+TEST(rlock_depth_and_ownership) {
+  MutexState m{};
+  CHECK(mutex::rlock_try_acquire(m));
+  CHECK(mutex::rlock_try_acquire(m));
+  CHECK(m.depth.load() == 2);
+  std::thread other([&] {
+    CHECK(!mutex::rlock_release(m));  // not the owner
+    CHECK(!mutex::rlock_try_acquire(m));
+  });
+  other.join();
+  CHECK(mutex::rlock_release(m));
+  CHECK(mutex::rlock_release(m));
+  CHECK(!mutex::is_locked(m));
+  CHECK(!mutex::rlock_release(m));
+}
+
+TEST(mutex_excludes_threads) {
+  MutexState m{};
+  long counter = 0;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < 20000; ++i) {
+        CHECK(mutex::lock_acquire(m, Deadline::never()) == Status::kOk);
+        counter = counter + 1;  // a data race unless the mutex orders it (TSan checks)
+        mutex::lock_release(m);
+      }
+    });
+  for (auto& t : threads) t.join();
+  CHECK(counter == 80000);
+}
+
+namespace {
+struct SharedCounter {
+  MutexState m;
+  long counter;
+};
+}  // namespace
+
+TEST(mutex_excludes_processes) {
+  auto* s = interlock::test::shared_new<SharedCounter>();
+  std::vector<pid_t> children;
+  for (int c = 0; c < 4; ++c)
+    children.push_back(interlock::test::fork_child([&] {
+      for (int i = 0; i < 20000; ++i) {
+        CHECK(mutex::lock_acquire(s->m, Deadline::never()) == Status::kOk);
+        long v = s->counter;
+        if (i % 1000 == 0) std::this_thread::yield();  // widen the window a broken lock leaves
+        s->counter = v + 1;
+        mutex::lock_release(s->m);
+      }
+    }));
+  for (pid_t c : children) CHECK(interlock::test::child_succeeded(c));
+  CHECK(s->counter == 80000);
+}
+
+TEST(process_records) {
+  const ThreadIdentity& me = current_thread();
+  CHECK(record_pid(me.owner) == me.pid);
+  CHECK(record_tid(me.owner) == me.tid);
+  CHECK(!record_process_gone(me.owner));
+  // Our own pid with another start stamp: a recycled pid, so the recorded process is gone.
+  CHECK(record_process_gone(make_owner_record(me.tid, me.pid, record_stamp(me.owner) + 1)));
+  CHECK(record_process_gone(make_owner_record(1, 4194303, 0)));  // above any pid in use here
+  CHECK(!record_process_gone(0));  // no record: nothing is presumed
+}
+
+TEST(robust_lock_is_taken_over_from_a_dead_holder) {
+  auto* m = interlock::test::shared_new<MutexState>();
+  m->robust.store(1);
+  pid_t child = interlock::test::fork_child([&] { CHECK(mutex::lock_try_acquire(*m)); });
+  CHECK(interlock::test::child_succeeded(child));  // exited holding the lock
+  mutex::set_owner_check_interval(0.01);
+  auto start = std::chrono::steady_clock::now();
+  CHECK(mutex::lock_acquire(*m, Deadline::after(5)) == Status::kOwnerDied);
+  CHECK(seconds_since(start) < 1.0);
+  CHECK(record_pid(m->owner.load()) == static_cast<uint32_t>(getpid()));
+  CHECK(mutex::lock_release(*m));
+  CHECK(mutex::lock_acquire(*m, Deadline::after(1)) == Status::kOk);  // ordinary again
+  mutex::set_owner_check_interval(0.05);
+}
+
+TEST(robust_lock_waits_for_a_live_holder) {
+  auto* m = interlock::test::shared_new<MutexState>();
+  m->robust.store(1);
+  auto* go = interlock::test::shared_new<std::atomic<uint32_t>>();
+  pid_t child = interlock::test::fork_child([&] {
+    CHECK(mutex::lock_try_acquire(*m));
+    go->store(1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    mutex::lock_release(*m);
+  });
+  while (go->load() == 0) std::this_thread::yield();
+  mutex::set_owner_check_interval(0.01);
+  CHECK(mutex::lock_acquire(*m, Deadline::after(0.1)) == Status::kTimedOut);  // alive: wait
+  CHECK(mutex::lock_acquire(*m, Deadline::after(10)) == Status::kOk);  // released normally
+  mutex::set_owner_check_interval(0.05);
+  CHECK(interlock::test::child_succeeded(child));
+}
