@@ -1,6 +1,7 @@
 """Shared fixtures: multiprocessing contexts for every start method, and child helpers."""
 
 import multiprocessing as mp
+import os
 import signal
 
 import pytest
@@ -33,3 +34,23 @@ def sigint_raises_keyboard_interrupt():
     old = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     signal.signal(signal.SIGINT, old)
+
+
+def _interlock_shm_entries():
+    try:
+        return {name for name in os.listdir("/dev/shm") if name.startswith("interlock")}
+    except FileNotFoundError:
+        return set()
+
+
+def pytest_sessionstart(session):
+    session.config._interlock_shm_before = _interlock_shm_entries()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """After the whole suite, crash tests included, no /dev/shm entry of interlock's remains."""
+    before = getattr(session.config, "_interlock_shm_before", set())
+    leaked = _interlock_shm_entries() - before
+    if leaked:
+        print(f"\nFAILED: interlock left /dev/shm entries behind: {sorted(leaked)}")
+        session.exitstatus = 1

@@ -151,7 +151,10 @@ uint32_t Arena::pop_free() {
   while (true) {
     uint32_t top = static_cast<uint32_t>(h);
     if (top == 0) return 0;
+    // Shared memory another process can scribble on: never follow a link out of the arena.
+    if (top > kArenaSlots) throw SegmentError("shared segment's free list is corrupted");
     uint32_t next = slot(top - 1)->header.next_free.load(std::memory_order_relaxed);
+    if (next > kArenaSlots) throw SegmentError("shared segment's free list is corrupted");
     uint64_t replacement = ((h >> 32) + 1) << 32 | next;
     // acquire: the popped slot's cleared state, published by push_free, must be visible.
     if (head.compare_exchange_weak(h, replacement, std::memory_order_acquire,
