@@ -15,7 +15,8 @@ def run(*args):
 
 def test_stubs_match_runtime():
     allowlist = ROOT / ".ci" / "stubtest-allowlist.txt"
-    result = run("mypy.stubtest", "interlock", "--allowlist", str(allowlist))
+    result = run("mypy.stubtest", "interlock", "--allowlist", str(allowlist),
+                 "--mypy-config-file", str(ROOT / "pyproject.toml"))
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -60,7 +60,7 @@ class PosixIpc(Peer):
 
     def __init__(self) -> None:
         try:
-            import posix_ipc  # type: ignore[import-not-found,import-untyped,unused-ignore]
+            import posix_ipc
         except ImportError as exc:
             raise Unsupported("posix_ipc is not installed (pip install .[bench])") from exc
         self._module = posix_ipc
