@@ -113,3 +113,17 @@ def test_unpickled_copy_keeps_working_after_reduce_in_spawned_child(ctx):
         cond.notify()
     assert results.get(timeout=30) is True
     p.join(30)
+
+
+def test_subprocesses_take_no_references():
+    """A fork that goes on to exec (subprocess; Python 3.9 forks for it) must not count
+    references for a child that will never drop them."""
+    import subprocess
+    import sys
+
+    lock = interlock.Lock()
+    before = lock._slot_info()[3]
+    for _ in range(3):
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        subprocess.run(["true"], check=True, close_fds=False)
+    assert lock._slot_info()[3] == before

@@ -11,6 +11,7 @@ however many primitives of that arena go with it, carrying the arena's file desc
 
 from __future__ import annotations
 
+import os
 import weakref
 from multiprocessing import context, reduction, util
 from typing import Any, Optional, Tuple
@@ -79,7 +80,7 @@ class Shareable:
         context.assert_spawning(self)
         if self._is_fork_ctx:  # type: ignore[attr-defined]
             raise RuntimeError(FORK_CTX_MESSAGE)
-        state: Tuple[Any, ...] = super().__getstate__()  # type: ignore[assignment]
+        state: Tuple[Any, ...] = super().__getstate__()  # type: ignore[assignment,misc,unused-ignore]
         fd, token, *rest = state
         return (ArenaRef.get(fd, token), *rest)
 
@@ -93,7 +94,13 @@ class _ProcessHooks:
     """Keeps the slot reference counts right across fork and exit (docs/design.md)."""
 
     def install(self) -> None:
-        # (A forked child's references are taken inside fork() by the core: see handle.hpp.)
+        # A forked child's references are taken inside fork() by the core, for forks that
+        # keep running Python, which announce themselves through this hook (handle.hpp).
+        os.register_at_fork(
+            before=_core._expect_python_fork,
+            after_in_parent=_core._cancel_python_fork,
+            after_in_child=_core._cancel_python_fork,
+        )
         self.release_at_exit()
         # multiprocessing empties the finalizer registry in each child it starts; put ours back.
         util.register_after_fork(self, _ProcessHooks.release_at_exit)

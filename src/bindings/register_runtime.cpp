@@ -24,6 +24,10 @@ void register_runtime(py::module_& m) {
     }
   });
   core::SlotHandle::install_fork_handlers();  // fork children own their inherited references
+  m.def("_expect_python_fork", &core::SlotHandle::expect_python_fork,
+        "os.register_at_fork 'before' hook: the coming fork keeps running Python.");
+  m.def("_cancel_python_fork", &core::SlotHandle::cancel_python_fork,
+        "os.register_at_fork 'after' hook: no fork is pending in this thread any more.");
   m.def("_attach_arena", &attach_arena, py::arg("fd"), py::arg("token"),
         "Map the arena behind fd (received from a parent) unless it is mapped already.");
   m.def("_release_all", &core::SlotHandle::release_all,

@@ -65,23 +65,35 @@ namespace {
 
 // The fork protocol of handle.hpp. prepare runs in the forking thread just before the
 // process is duplicated; exactly one of parent/child runs afterwards in each process.
+thread_local bool t_python_fork = false;  // announced by expect_python_fork()
+thread_local bool t_holding = false;      // this thread holds the registry across fork()
+
 void fork_prepare() {
+  if (!t_python_fork) return;  // fork-then-exec: the child never uses our primitives
   Registry& r = registry();
   r.mu.lock();  // held across fork(): unlocked again by fork_parent / fork_child
+  t_holding = true;
   for (SlotHandle* h = r.head; h != nullptr; h = h->next())
     if (!h->released()) h->arena()->retain(h->index());  // the child's reference
 }
 
-void fork_parent() { registry().mu.unlock(); }
-
-void fork_child() { registry().mu.unlock(); }  // the child's only thread is the one that locked
+void fork_done() {
+  t_python_fork = false;
+  if (!t_holding) return;
+  t_holding = false;
+  registry().mu.unlock();  // in the child, the one thread is the one that locked it
+}
 
 }  // namespace
 
 void SlotHandle::install_fork_handlers() {
-  static const int error = pthread_atfork(&fork_prepare, &fork_parent, &fork_child);
+  static const int error = pthread_atfork(&fork_prepare, &fork_done, &fork_done);
   if (error != 0) throw OsError(error, "pthread_atfork");
 }
+
+void SlotHandle::expect_python_fork() { t_python_fork = true; }
+
+void SlotHandle::cancel_python_fork() { t_python_fork = false; }
 
 void SlotHandle::release_all() {
   Registry& r = registry();

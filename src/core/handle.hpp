@@ -14,9 +14,15 @@
 // and the child may run Python code (other fork hooks, a garbage collection) that destroys an
 // inherited handle before it has counted it, releasing a reference it does not own. Holding
 // the mutex across fork() also makes the child's copy of the registry consistent, whatever
-// other threads were doing. Cost: a fork that is followed by exec (subprocess with a
-// preexec_fn) takes references nobody drops, so those slots are never reused; a plain
-// subprocess uses vfork/posix_spawn, which runs no fork handlers.
+// other threads were doing.
+//
+// Only forks that continue running Python take references: the bindings call
+// expect_python_fork() from an os.register_at_fork "before" hook, which runs for os.fork()
+// (and multiprocessing's fork start method) but not for subprocess's fork-then-exec, and the
+// prepare handler acts only in a thread that announced a fork that way. (Python 3.9's
+// subprocess forks with fork(), so a prepare handler that always counted would leak one
+// reference per live primitive per subprocess.) A subprocess with a preexec_fn does run the
+// Python hooks; its references are never dropped, so those slots are never reused.
 #pragma once
 
 #include <cstdint>
@@ -48,6 +54,10 @@ class SlotHandle {
 
   // Installs the fork handlers described above (idempotent; call once at module load).
   static void install_fork_handlers();
+  // The calling thread is about to fork a child that keeps running (see above); the next
+  // fork() in this thread counts the child's references. cancel_python_fork() withdraws it.
+  static void expect_python_fork();
+  static void cancel_python_fork();
   // Drops the reference of every live handle now (process exit); their destructors then do
   // nothing more.
   static void release_all();
