@@ -157,7 +157,6 @@ void register_mutexes(py::module_& m) {
   m.attr("OwnerDiedError") = py::handle(g_owner_died);
   m.def("_set_owner_check_interval", &mutex::set_owner_check_interval, py::arg("seconds"),
         "How long a robust lock's waiter sleeps between checks of the holder.");
-  m.def("_owner_check_interval", &mutex::owner_check_interval);
   define_mutex<LockObject>(m, "Lock", "A non-recursive lock in shared memory.");
   define_mutex<RLockObject>(m, "RLock", "A recursive lock in shared memory.");
 }
