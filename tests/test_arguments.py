@@ -124,8 +124,13 @@ def test_methods_refuse_foreign_self():
 
 
 def test_malformed_pickle_state_is_rejected():
+    from interlock import _core
+
     lock = interlock.Lock()
-    for state in [(), (1, 2, 3), "junk", None]:
+    token, index, generation, _ = lock._slot_info()
+    for state in [(), (1, 2), ("junk", 1, 1), (token, index, generation, "extra"), (None,) * 3]:
         with pytest.raises((TypeError, ValueError)):
-            synchronize.Lock.__new__(synchronize.Lock).__setstate__(state)
+            _core._import(synchronize.Lock, *state)
+    with pytest.raises(TypeError):
+        _core._import("not a type", token, index, generation)
     del lock

@@ -179,9 +179,8 @@ def test_lock_options_context_and_settings(robust, seconds, method):
 def test_malformed_pickled_state(state):
     for cls in (synchronize.Lock, synchronize.Semaphore, synchronize.Event,
                 synchronize.Condition, synchronize.Barrier):
-        obj = cls.__new__(cls)
         with pytest.raises((TypeError, ValueError, OverflowError, Boom)):
-            obj.__setstate__(state)
+            _core._import(cls, *state) if isinstance(state, tuple) else _core._import(cls, state)
 
 
 @SETTINGS
@@ -280,10 +279,9 @@ def test_corrupted_segment_is_an_error_never_a_crash(header_tail, noise, kind, g
     except (_core.SegmentError, OSError):
         return
     cls = getattr(_core, kind)
-    obj = cls.__new__(cls)
     extras = {"Barrier": (None, None)}.get(kind, ())
     try:
-        obj.__setstate__((token, index, generation, *extras))
+        obj = _core._import(cls, token, index, generation, *extras)
     except (_core.SegmentError, TypeError, ValueError):
         return
     for call in ("acquire", "release", "is_set", "set", "clear", "get_value", "wait", "locked"):

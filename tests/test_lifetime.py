@@ -120,18 +120,22 @@ def test_wrong_token_kind_or_generation_is_refused():
     import interlock
     from interlock import synchronize
 
+    from interlock._sharing import _rebuild
+
     lock = interlock.Lock()
     token, index, generation, _ = lock._slot_info()
     with pytest.raises(_core.SegmentError, match="not mapped"):
-        synchronize.Lock.__new__(synchronize.Lock).__setstate__(
-            (_Ref(token ^ 1), index, generation))
+        _rebuild(synchronize.Lock, _Ref(token ^ 1), index, generation)
     with pytest.raises(_core.SegmentError, match="another kind"):
-        synchronize.Event.__new__(synchronize.Event).__setstate__((_Ref(token), index, generation))
+        _rebuild(synchronize.Event, _Ref(token), index, generation)
     with pytest.raises(_core.SegmentError, match="reused"):
-        synchronize.Lock.__new__(synchronize.Lock).__setstate__(
-            (_Ref(token), index, generation + 1))
+        _rebuild(synchronize.Lock, _Ref(token), index, generation + 1)
     with pytest.raises(_core.SegmentError, match="outside"):
-        synchronize.Lock.__new__(synchronize.Lock).__setstate__((_Ref(token), 10**6, 1))
+        _rebuild(synchronize.Lock, _Ref(token), 10**6, 1)
+    with pytest.raises(TypeError, match="not an interlock primitive"):
+        _rebuild(dict, _Ref(token), index, generation)
+    with pytest.raises(TypeError, match="malformed"):
+        _rebuild(synchronize.Lock, token, index, generation)
 
 
 def _Ref(token):

@@ -6,7 +6,7 @@ only while a child is being spawned, exactly as multiprocessing allows it for it
 primitives. Pickling adds a reference to the slot that the child adopts, and sends the arena
 as an :class:`ArenaRef`: one object per arena, which the pickler's memo sends once per child
 however many primitives of that arena go with it, carrying the arena's file descriptor with
-``multiprocessing.reduction.DupFd``.
+``multiprocessing.reduction.DupFd``. The child rebuilds the primitive with ``_core._import``.
 """
 
 from __future__ import annotations
@@ -71,23 +71,24 @@ def _attach_arena(dupfd: Any, token: int) -> ArenaRef:
     return ArenaRef(-1, token)
 
 
+def _rebuild(cls: type, arena: ArenaRef, index: int, generation: int, *extras: Any) -> Any:
+    """Unpickling: a primitive of ``cls`` over the slot a parent exported (its arena, which
+    was unpickled first, is attached by then)."""
+    if not isinstance(arena, ArenaRef):
+        raise TypeError("malformed interlock state")
+    return _core._import(cls, arena.token, index, generation, *extras)
+
+
 class Shareable:
-    """Mixin that makes a ``_core`` primitive picklable for spawned children only."""
+    """Pickling for the primitives (grafted onto each class by :mod:`interlock.synchronize`):
+    allowed only while spawning a child, as for multiprocessing's own primitives."""
 
-    __slots__ = ()
-
-    def __getstate__(self) -> Tuple[Any, ...]:
+    def __reduce__(self) -> Tuple[Any, ...]:
         context.assert_spawning(self)
         if self._is_fork_ctx:  # type: ignore[attr-defined]
             raise RuntimeError(FORK_CTX_MESSAGE)
-        state: Tuple[Any, ...] = super().__getstate__()  # type: ignore[assignment,misc,unused-ignore]
-        fd, token, *rest = state
-        return (ArenaRef.get(fd, token), *rest)
-
-    def __setstate__(self, state: Tuple[Any, ...]) -> None:
-        if not isinstance(state, tuple) or not state or not isinstance(state[0], ArenaRef):
-            raise TypeError("malformed interlock state")
-        super().__setstate__((state[0].token, *state[1:]))  # type: ignore[misc]
+        fd, token, index, generation, *extras = self._export()  # type: ignore[attr-defined]
+        return (_rebuild, (type(self), ArenaRef.get(fd, token), index, generation, *extras))
 
 
 class _ProcessHooks:
@@ -113,3 +114,6 @@ class _ProcessHooks:
 
 _hooks = _ProcessHooks()
 _hooks.install()
+# New primitives ask this resolver which context they belong to (with a fast path in the core
+# for an unchanged default context).
+_core._set_context_resolver(_DEFAULT_CONTEXT, is_fork_context)

@@ -6,6 +6,7 @@
 PYBIND11_MODULE(_core, m) {
   m.doc() = "interlock's native core: primitives in shared memory (use the interlock package).";
   interlock::bindings::register_runtime(m);
+  interlock::bindings::register_primitive_runtime(m);
   interlock::bindings::register_mutexes(m);
   interlock::bindings::register_semaphore(m);
   interlock::bindings::register_event(m);

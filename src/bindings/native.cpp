@@ -39,14 +39,21 @@ int keyword_index(PyObject* key, const char* const* names, int nparams) {
   return -1;
 }
 
-// Sorts positional and keyword arguments into `slots` (nullptr where absent).
-bool bind_arguments(const char* fname, const char* const* names, int nparams,
+}  // namespace
+
+bool bind_arguments(const char* fname, const char* const* names, int nparams, int npositional,
                     PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames,
                     PyObject** slots) {
   for (int i = 0; i < nparams; ++i) slots[i] = nullptr;
-  if (nargs > nparams) {
-    PyErr_Format(PyExc_TypeError, "%s() takes at most %d argument%s (%zd given)", fname, nparams,
-                 nparams == 1 ? "" : "s", nargs);
+  if (nargs > npositional) {
+    if (npositional == 0)
+      PyErr_Format(PyExc_TypeError, "%s() takes no positional arguments", fname);
+    else if (npositional == nparams)  // CPython's wording for SemLock.acquire and friends
+      PyErr_Format(PyExc_TypeError, "%s() takes at most %d argument%s (%zd given)", fname,
+                   nparams, nparams == 1 ? "" : "s", nargs);
+    else
+      PyErr_Format(PyExc_TypeError, "%s() takes at most %d positional argument%s (%zd given)",
+                   fname, npositional, npositional == 1 ? "" : "s", nargs);
     return false;
   }
   for (Py_ssize_t i = 0; i < nargs; ++i) slots[i] = args[i];
@@ -68,6 +75,8 @@ bool bind_arguments(const char* fname, const char* const* names, int nparams,
   }
   return true;
 }
+
+namespace {
 
 // `block` is int-like, as CPython's SemLock.acquire requires.
 bool parse_block(PyObject* obj, bool* out) {
@@ -113,23 +122,11 @@ bool in_main_thread() {
   return me.tid == me.pid;
 }
 
-void* native_slow(PyObject* self, const std::type_info& type) {
-  auto* inst = reinterpret_cast<py::detail::instance*>(self);
-  if (!inst->simple_layout) {
-    auto* tinfo = py::detail::get_type_info(type);
-    auto vh = inst->get_value_and_holder(tinfo, false);
-    if (vh && vh.holder_constructed()) return vh.value_ptr();
-  }
-  PyErr_Format(PyExc_RuntimeError, "%s object is not initialized (its __init__ did not run)",
-               Py_TYPE(self)->tp_name);
-  return nullptr;
-}
-
 bool parse_wait_args_slow(const char* fname, const char* const* names, int nparams,
                           PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames,
                           WaitArgs* out) {
   PyObject* slots[2];
-  if (!bind_arguments(fname, names, nparams, args, nargs, kwnames, slots)) return false;
+  if (!bind_arguments(fname, names, nparams, nparams, args, nargs, kwnames, slots)) return false;
   PyObject* timeout = slots[nparams - 1];
   if (nparams == 2 && slots[0] != nullptr && !parse_block(slots[0], &out->block)) return false;
   return parse_timeout(timeout, out);
@@ -141,7 +138,7 @@ bool parse_count_arg(const char* fname, const char* name, PyObject* const* args,
   if (nargs == 0 && kwnames == nullptr) return true;
   PyObject* slot;
   const char* names[] = {name};
-  if (!bind_arguments(fname, names, 1, args, nargs, kwnames, &slot)) return false;
+  if (!bind_arguments(fname, names, 1, 1, args, nargs, kwnames, &slot)) return false;
   if (slot == nullptr) return true;
   PyObject* index = PyNumber_Index(slot);
   if (index == nullptr) return false;
@@ -158,16 +155,6 @@ bool parse_count_arg(const char* fname, const char* name, PyObject* const* args,
 bool refuse_args(const char* fname) {
   PyErr_Format(PyExc_TypeError, "%s() takes no arguments", fname);
   return false;
-}
-
-void install_methods(py::handle cls, PyMethodDef* defs) {
-  auto* type = reinterpret_cast<PyTypeObject*>(cls.ptr());
-  for (PyMethodDef* def = defs; def->ml_name != nullptr; ++def) {
-    py::object descr = py::reinterpret_steal<py::object>(PyDescr_NewMethod(type, def));
-    if (!descr) throw py::error_already_set();
-    if (PyObject_SetAttrString(cls.ptr(), def->ml_name, descr.ptr()) < 0)
-      throw py::error_already_set();
-  }
 }
 
 PyObject* raise_released_too_many_times() {

@@ -1,15 +1,14 @@
 // native.hpp: the plumbing of the raw METH_FASTCALL entry points.
 //
-// pybind11's generic dispatcher costs several times a CPython lock call (BRIEF §4), so the hot
-// methods are plain PyMethodDef functions installed on the pybind11 classes. This header
-// gives them: the C++ object behind `self`, argument parsing in CPython's style, the blocking
-// loop that releases the GIL and runs signal handlers, and the installer.
+// pybind11's generic dispatcher costs several times a CPython lock call (BRIEF §4), so the
+// primitives' methods are plain PyMethodDef functions on native types (object.hpp). This
+// header gives them argument parsing in CPython's style and the blocking loop that releases
+// the GIL and runs signal handlers.
 #pragma once
 
 #include <pybind11/pybind11.h>
 
 #include <exception>
-#include <typeinfo>
 
 #include "core/deadline.hpp"
 #include "core/futex.hpp"
@@ -18,19 +17,6 @@
 namespace interlock::bindings {
 
 namespace py = pybind11;
-
-// The C++ object of type T behind `self`, or nullptr with a Python exception set (for an
-// instance whose __init__ never ran). `self` is known to be an instance of T's class: method
-// descriptors check that before calling.
-void* native_slow(PyObject* self, const std::type_info& type);
-
-template <class T>
-inline T* native(PyObject* self) {
-  auto* inst = reinterpret_cast<py::detail::instance*>(self);
-  if (inst->simple_layout && inst->simple_holder_constructed)
-    return static_cast<T*>(inst->simple_value_holder[0]);
-  return static_cast<T*>(native_slow(self, typeid(T)));
-}
 
 // acquire(block=True, timeout=None) and wait(timeout=None) arguments.
 struct WaitArgs {
@@ -61,6 +47,12 @@ bool parse_timeout(PyObject* obj, WaitArgs* out);
 // Parses a single optional integer argument named `name` (notify's n, release's n).
 bool parse_count_arg(const char* fname, const char* name, PyObject* const* args, Py_ssize_t nargs,
                      PyObject* kwnames, long long default_value, long long* out);
+// Sorts positional and keyword arguments into `slots` (nullptr where absent): the first
+// `npositional` of the `nparams` names may be given by position, the rest only by keyword.
+// Returns false with TypeError set, in CPython's wording, for anything else.
+bool bind_arguments(const char* fname, const char* const* names, int nparams, int npositional,
+                    PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames,
+                    PyObject** slots);
 // Refuses any argument.
 bool refuse_args(const char* fname);
 inline bool parse_no_args(const char* fname, Py_ssize_t nargs, PyObject* kwnames) {
@@ -144,9 +136,6 @@ inline PyCFunction as_cfunction(FastMethod f) {
   return reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(f));
 }
 inline constexpr int kFastFlags = METH_FASTCALL | METH_KEYWORDS;
-
-// Installs raw methods (a {nullptr} terminated array with static storage) on a class.
-void install_methods(py::handle cls, PyMethodDef* defs);
 
 // The exception CPython raises for a release past the value or bound.
 PyObject* raise_released_too_many_times();

@@ -8,11 +8,16 @@ namespace interlock::bindings {
 namespace py = pybind11;
 
 void register_runtime(py::module_& m);  // errors, fork hooks, constants
+void register_primitive_runtime(py::module_& m);  // _import, the context resolver
 void register_mutexes(py::module_& m);  // Lock, RLock
 void register_semaphore(py::module_& m);
 void register_event(py::module_& m);
 void register_condition(py::module_& m);
 void register_barrier(py::module_& m);
 void register_file_lock(py::module_& m);
+
+// The Lock and RLock types (Condition checks its lock against them).
+extern PyTypeObject* g_lock_type;
+extern PyTypeObject* g_rlock_type;
 
 }  // namespace interlock::bindings

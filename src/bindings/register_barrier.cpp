@@ -1,11 +1,12 @@
-// register_barrier.cpp: _core.Barrier.
-#include <pybind11/pybind11.h>
+// register_barrier.cpp: interlock.synchronize.Barrier.
+#include <Python.h>
 
 #include "bindings/native.hpp"
-#include "bindings/objects.hpp"
-#include "bindings/primitive_class.hpp"
+#include "bindings/object.hpp"
+#include "bindings/primitive_type.hpp"
 #include "bindings/register.hpp"
 #include "core/barrier.hpp"
+#include "core/semaphore.hpp"
 
 namespace interlock::bindings {
 
@@ -15,6 +16,8 @@ using core::barrier::Outcome;
 namespace barrier = core::barrier;
 
 const char* const kWaitNames[] = {"timeout"};
+
+BarrierObject* as_barrier(PyObject* self) { return reinterpret_cast<BarrierObject*>(self); }
 
 PyObject* broken_barrier_error() {
   static PyObject* cls = [] {
@@ -60,12 +63,13 @@ void abort_keeping_error(core::BarrierState& b) {
 }
 
 PyObject* b_wait(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kw) {
-  auto* obj = native<BarrierObject>(self);
-  if (obj == nullptr) return nullptr;
+  core::Slot* slot = checked_slot(self);
+  if (slot == nullptr) return nullptr;
+  BarrierObject* obj = as_barrier(self);
   WaitArgs a;
   if (!parse_wait_args("wait", kWaitNames, 1, args, nargs, kw, &a)) return nullptr;
-  if (!a.has_timeout && !parse_timeout(obj->timeout.ptr(), &a)) return nullptr;
-  core::BarrierState& b = obj->state();
+  if (!a.has_timeout && !parse_timeout(obj->timeout, &a)) return nullptr;
+  core::BarrierState& b = slot->body.barrier;
   core::Deadline deadline = a.deadline();
   barrier::Ticket ticket{0, 0};
 
@@ -82,8 +86,11 @@ PyObject* b_wait(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObje
   }
   if (o == Outcome::kLast) {
     bool ok = true;
-    if (!obj->action.is_none()) {
-      PyObject* r = PyObject_CallObject(obj->action.ptr(), nullptr);
+    if (obj->action != nullptr && obj->action != Py_None) {
+      PyObject* action = obj->action;
+      Py_INCREF(action);  // the action may replace itself (re-running __init__)
+      PyObject* r = PyObject_CallNoArgs(action);
+      Py_DECREF(action);
       ok = r != nullptr;
       Py_XDECREF(r);
     }
@@ -114,56 +121,160 @@ PyObject* b_wait(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObje
   return raise_broken();
 }
 
+core::BarrierState* barrier_state(PyObject* self) {
+  core::Slot* slot = checked_slot(self);
+  return slot == nullptr ? nullptr : &slot->body.barrier;
+}
+
+// abort() and reset() take the inner lock only for a few instructions: no need to drop the GIL
+// for long, but do drop it, since the inner lock may be held by a process that was preempted.
+template <void (*kStep)(core::BarrierState&)>
+PyObject* b_step(PyObject* self, PyObject*) {
+  core::BarrierState* b = barrier_state(self);
+  if (b == nullptr) return nullptr;
+  Py_BEGIN_ALLOW_THREADS
+  kStep(*b);
+  Py_END_ALLOW_THREADS
+  Py_RETURN_NONE;
+}
+
+PyObject* get_parties(PyObject* self, void*) {
+  core::BarrierState* b = barrier_state(self);
+  return b == nullptr ? nullptr : PyLong_FromUnsignedLong(b->parties);
+}
+
+// The inner lock is held only for a few instructions, so these read it with the GIL held.
+PyObject* get_n_waiting(PyObject* self, void*) {
+  core::BarrierState* b = barrier_state(self);
+  return b == nullptr ? nullptr : PyLong_FromUnsignedLong(barrier::n_waiting(*b));
+}
+
+PyObject* get_broken(PyObject* self, void*) {
+  core::BarrierState* b = barrier_state(self);
+  return b == nullptr ? nullptr : PyBool_FromLong(barrier::is_broken(*b));
+}
+
+PyObject* get_field(PyObject* self, PyObject* BarrierObject::*field) {
+  if (slot_of(self) == nullptr) return not_initialized(self);
+  PyObject* value = as_barrier(self)->*field;
+  if (value == nullptr) value = Py_None;
+  Py_INCREF(value);
+  return value;
+}
+PyObject* get_action(PyObject* self, void*) { return get_field(self, &BarrierObject::action); }
+PyObject* get_timeout(PyObject* self, void*) { return get_field(self, &BarrierObject::timeout); }
+
+// Sets action and default timeout (new references); validates them as threading.Barrier's
+// users would expect.
+int set_fields(PyObject* self, PyObject* action, PyObject* timeout) {
+  if (action != Py_None && !PyCallable_Check(action)) {
+    PyErr_Format(PyExc_TypeError, "action must be callable or None, not %s",
+                 Py_TYPE(action)->tp_name);
+    return -1;
+  }
+  PyObject* seconds = Py_None;
+  if (timeout != Py_None) {
+    WaitArgs a;
+    if (!parse_timeout(timeout, &a)) return -1;
+    seconds = PyFloat_FromDouble(a.timeout);
+    if (seconds == nullptr) return -1;
+  } else {
+    Py_INCREF(seconds);
+  }
+  Py_INCREF(action);
+  Py_XSETREF(as_barrier(self)->action, action);
+  Py_XSETREF(as_barrier(self)->timeout, seconds);
+  return 0;
+}
+
+// __init__(parties, action=None, timeout=None, *, ctx=None)
+int barrier_init(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  static const char* const names[] = {"parties", "action", "timeout", "ctx"};
+  PyObject* slots[4];
+  if (!bind_arguments("Barrier", names, 4, 3, args, nargs, kwnames, slots)) return -1;
+  if (slots[0] == nullptr) {
+    PyErr_SetString(PyExc_TypeError, "Barrier() missing required argument 'parties' (pos 1)");
+    return -1;
+  }
+  PyObject* index = PyNumber_Index(slots[0]);
+  if (index == nullptr) return -1;
+  int overflow = 0;
+  long long parties = PyLong_AsLongLongAndOverflow(index, &overflow);
+  Py_DECREF(index);
+  if (parties == -1 && PyErr_Occurred()) return -1;
+  if (overflow < 0 || (overflow == 0 && parties < 1)) {
+    PyErr_SetString(PyExc_ValueError, "parties must be > 0");
+    return -1;
+  }
+  if (overflow > 0 || parties > core::semaphore::kValueMax) {
+    PyErr_Format(PyExc_OverflowError, "parties must be <= %u", core::semaphore::kValueMax);
+    return -1;
+  }
+  if (set_fields(self, slots[1] ? slots[1] : Py_None, slots[2] ? slots[2] : Py_None) < 0)
+    return -1;
+  int fork_ctx = is_fork_context(slots[3]);
+  if (fork_ctx < 0) return -1;
+  if (attach_new_slot(self, core::Kind::kBarrier, fork_ctx ? kFlagForkContext : 0) < 0) return -1;
+  barrier::init(slot_of(self)->body.barrier, static_cast<uint32_t>(parties));
+  return 0;
+}
+
+int barrier_traverse(PyObject* self, visitproc visit, void* arg) {
+  Py_VISIT(as_barrier(self)->action);
+  Py_VISIT(as_barrier(self)->timeout);
+  Py_VISIT(Py_TYPE(self));  // heap type instances reference their type
+  return 0;
+}
+
+int barrier_clear(PyObject* self) {
+  Py_CLEAR(as_barrier(self)->action);
+  Py_CLEAR(as_barrier(self)->timeout);
+  return 0;
+}
+
+int barrier_export(PyObject* self, PyObject* items) {
+  PyObject* action = as_barrier(self)->action;
+  PyObject* timeout = as_barrier(self)->timeout;
+  if (PyList_Append(items, action ? action : Py_None) < 0) return -1;
+  return PyList_Append(items, timeout ? timeout : Py_None);
+}
+
+int barrier_import(PyObject* self, PyObject* const* extras, Py_ssize_t) {
+  return set_fields(self, extras[0], extras[1]);
+}
+
 PyMethodDef barrier_methods[] = {
     {"wait", as_cfunction(b_wait), kFastFlags,
-     "wait(timeout=None) -> int\n\nWait for all parties; returns this party's index."},
+     "wait($self, /, timeout=None)\n--\n\nWait for all parties; returns this party's index."},
+    {"abort", b_step<barrier::abort>, METH_NOARGS,
+     "abort($self, /)\n--\n\nBreak the barrier: current and future waiters get "
+     "BrokenBarrierError until reset()."},
+    {"reset", b_step<barrier::reset>, METH_NOARGS,
+     "reset($self, /)\n--\n\nReturn to the empty state; parties waiting now get "
+     "BrokenBarrierError."},
     {nullptr, nullptr, 0, nullptr}};
 
-struct BarrierExtra {
-  static constexpr size_t kSize = 2;
-  static py::tuple save(BarrierObject& self) { return py::make_tuple(self.action, self.timeout); }
-  static std::unique_ptr<BarrierObject> load(SlotAddress a, const py::tuple& state) {
-    auto obj =
-        std::make_unique<BarrierObject>(a.arena, a.index, core::Kind::kBarrier, a.generation);
-    obj->action = state[kImportPrefix];
-    obj->timeout = state[kImportPrefix + 1];
-    return obj;
-  }
-};
+PyGetSetDef barrier_getsets[] = {
+    {"parties", get_parties, nullptr, "The number of parties a round needs.", nullptr},
+    {"n_waiting", get_n_waiting, nullptr, "Parties waiting in the current round.", nullptr},
+    {"broken", get_broken, nullptr, "True if the barrier is broken.", nullptr},
+    {"_action", get_action, nullptr, "The action, or None.", nullptr},
+    {"_timeout", get_timeout, nullptr, "The default timeout, or None.", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr}};
 
 }  // namespace
 
 void register_barrier(py::module_& m) {
-  auto cls = define_primitive<BarrierObject, BarrierExtra>(
-      m, "Barrier", "A reusable barrier in shared memory (core of interlock.synchronize.Barrier).");
-  cls.def(py::init([](uint32_t parties, py::object action, py::object timeout, bool fork_ctx) {
-            if (parties < 1 || parties > 0x7fffffffu)
-              throw py::value_error("parties must be between 1 and 2147483647");
-            auto obj = std::make_unique<BarrierObject>(core::Kind::kBarrier, fork_ctx);
-            barrier::init(obj->state(), parties);
-            obj->action = std::move(action);
-            obj->timeout = std::move(timeout);
-            return obj;
-          }),
-          py::arg("parties"), py::arg("action") = py::none(), py::arg("timeout") = py::none(),
-          py::arg("fork_ctx") = false);
-  cls.def_property_readonly("parties", [](BarrierObject& self) { return self.state().parties; });
-  // The inner lock is held only for a few instructions, so these read it with the GIL held.
-  cls.def_property_readonly("n_waiting",
-                            [](BarrierObject& self) { return barrier::n_waiting(self.state()); });
-  cls.def_property_readonly("broken",
-                            [](BarrierObject& self) { return barrier::is_broken(self.state()); });
-  cls.def_property_readonly("_action", [](BarrierObject& self) { return self.action; });
-  cls.def_property_readonly("_timeout", [](BarrierObject& self) { return self.timeout; });
-  cls.def(
-      "abort", [](BarrierObject& self) { barrier::abort(self.state()); },
-      py::call_guard<py::gil_scoped_release>(),
-      "Break the barrier: current and future waiters get BrokenBarrierError until reset().");
-  cls.def(
-      "reset", [](BarrierObject& self) { barrier::reset(self.state()); },
-      py::call_guard<py::gil_scoped_release>(),
-      "Return to the empty state; parties waiting now get BrokenBarrierError.");
-  install_methods(cls, barrier_methods);
+  PrimitiveTypeSpec spec{
+      "interlock.synchronize.Barrier",
+      "Barrier(parties, action=None, timeout=None, *, ctx=None)\n--\n\n"
+      "A reusable barrier shared between processes: see multiprocessing.Barrier.\n\n"
+      "wait(timeout=None) returns a distinct index in range(parties); action runs in one\n"
+      "party per round before any is released; timeouts, abort() and reset() raise\n"
+      "threading.BrokenBarrierError in the waiting parties.",
+      core::Kind::kBarrier, sizeof(BarrierObject), barrier_init, barrier_methods,
+      barrier_getsets, barrier_traverse, barrier_clear, barrier_export, barrier_import, 2};
+  make_primitive_type(m, "Barrier", spec);
 }
 
 }  // namespace interlock::bindings

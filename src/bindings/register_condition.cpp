@@ -1,10 +1,12 @@
-// register_condition.cpp: _core.Condition over a _core.Lock or _core.RLock.
-#include <pybind11/pybind11.h>
+// register_condition.cpp: interlock.synchronize.Condition over a Lock or RLock.
+#include <Python.h>
+
+#include <string>
 
 #include "bindings/mutex_calls.hpp"
 #include "bindings/native.hpp"
-#include "bindings/objects.hpp"
-#include "bindings/primitive_class.hpp"
+#include "bindings/object.hpp"
+#include "bindings/primitive_type.hpp"
 #include "bindings/register.hpp"
 #include "core/condition.hpp"
 #include "core/mutex.hpp"
@@ -21,66 +23,73 @@ namespace mutex = core::mutex;
 const char* const kAcquireNames[] = {"block", "timeout"};
 const char* const kWaitNames[] = {"timeout"};
 
-// Points `obj` at `lock`, which must be a _core.Lock or _core.RLock.
-void bind_lock(ConditionObject& obj, py::object lock) {
-  if (py::isinstance<LockObject>(lock)) {
-    obj.lock_native = lock.cast<LockObject*>();
-    obj.lock_recursive = false;
-  } else if (py::isinstance<RLockObject>(lock)) {
-    obj.lock_native = lock.cast<RLockObject*>();
-    obj.lock_recursive = true;
-  } else {
-    throw py::type_error("Condition() needs an interlock Lock or RLock, not " +
-                         std::string(Py_TYPE(lock.ptr())->tp_name));
+ConditionObject* as_condition(PyObject* self) { return reinterpret_cast<ConditionObject*>(self); }
+
+// The condition's own state and its lock's, or false with RuntimeError set.
+struct Parts {
+  core::ConditionState* cond;
+  core::MutexState* lock;
+  bool recursive;
+};
+bool parts_of(PyObject* self, Parts* out) {
+  core::Slot* slot = checked_slot(self);
+  PyObject* lock = as_condition(self)->lock;
+  if (slot == nullptr) return false;
+  if (lock == nullptr || slot_of(lock) == nullptr) {  // cleared by the garbage collector
+    not_initialized(self);
+    return false;
   }
-  obj.lock = std::move(lock);
+  out->cond = &slot->body.condition;
+  out->lock = &slot_of(lock)->body.mutex;
+  out->recursive = has_flag(self, kFlagRecursiveLock);
+  return true;
 }
 
-bool owns_lock(ConditionObject* obj) {
-  return mutex::owner_tid(obj->lock_state()) == core::current_thread().tid;
+bool owns_lock(const Parts& p) {
+  return mutex::owner_tid(*p.lock) == core::current_thread().tid;
 }
 
 PyObject* c_acquire(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kw) {
-  auto* obj = native<ConditionObject>(self);
-  if (obj == nullptr) return nullptr;
+  Parts p;
+  if (!parts_of(self, &p)) return nullptr;
   WaitArgs a;
   if (!parse_wait_args("acquire", kAcquireNames, 2, args, nargs, kw, &a)) return nullptr;
-  return acquire_mutex(obj->lock_state(), obj->lock_recursive, a);
+  return acquire_mutex(*p.lock, p.recursive, a);
 }
 
 PyObject* c_enter(PyObject* self, PyObject* const*, Py_ssize_t nargs, PyObject* kw) {
-  auto* obj = native<ConditionObject>(self);
-  if (obj == nullptr || !parse_no_args("__enter__", nargs, kw)) return nullptr;
-  return acquire_mutex(obj->lock_state(), obj->lock_recursive, WaitArgs{});
+  Parts p;
+  if (!parts_of(self, &p) || !parse_no_args("__enter__", nargs, kw)) return nullptr;
+  return acquire_mutex(*p.lock, p.recursive, WaitArgs{});
 }
 
 PyObject* c_release(PyObject* self, PyObject* const*, Py_ssize_t nargs, PyObject* kw) {
-  auto* obj = native<ConditionObject>(self);
-  if (obj == nullptr || !parse_no_args("release", nargs, kw)) return nullptr;
-  return release_mutex(obj->lock_state(), obj->lock_recursive);
+  Parts p;
+  if (!parts_of(self, &p) || !parse_no_args("release", nargs, kw)) return nullptr;
+  return release_mutex(*p.lock, p.recursive);
 }
 
 PyObject* c_exit(PyObject* self, PyObject* const*, Py_ssize_t, PyObject*) {
-  auto* obj = native<ConditionObject>(self);
-  if (obj == nullptr) return nullptr;
-  return release_mutex(obj->lock_state(), obj->lock_recursive);
+  Parts p;
+  if (!parts_of(self, &p)) return nullptr;
+  return release_mutex(*p.lock, p.recursive);
 }
 
 // wait(): join, drop every level of the lock, sleep, take the lock back at the same depth,
 // and withdraw if no token was taken. The lock is held again on every exit, exceptions
 // included, as threading.Condition guarantees.
 PyObject* c_wait(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kw) {
-  auto* obj = native<ConditionObject>(self);
-  if (obj == nullptr) return nullptr;
+  Parts p;
+  if (!parts_of(self, &p)) return nullptr;
   WaitArgs a;
   if (!parse_wait_args("wait", kWaitNames, 1, args, nargs, kw, &a)) return nullptr;
-  if (!owns_lock(obj)) {
+  if (!owns_lock(p)) {
     PyErr_SetString(PyExc_AssertionError, "must acquire() condition before using wait()");
     return nullptr;
   }
-  core::ConditionState& c = obj->state();
-  core::MutexState& m = obj->lock_state();
-  const bool recursive = obj->lock_recursive;
+  core::ConditionState& c = *p.cond;
+  core::MutexState& m = *p.lock;
+  const bool recursive = p.recursive;
   condition::Ticket ticket = condition::enqueue(c);
   uint32_t depth = 1;
   if (recursive) depth = mutex::rlock_release_all(m);
@@ -106,13 +115,13 @@ PyObject* c_wait(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObje
 }
 
 PyObject* notify_n(PyObject* self, long long n) {
-  auto* obj = native<ConditionObject>(self);
-  if (obj == nullptr) return nullptr;
-  if (!owns_lock(obj)) {
+  Parts p;
+  if (!parts_of(self, &p)) return nullptr;
+  if (!owns_lock(p)) {
     PyErr_SetString(PyExc_AssertionError, "lock is not owned");
     return nullptr;
   }
-  if (n > 0) condition::notify(obj->state(), n > 0xffffffffLL ? 0xffffffffu : static_cast<uint32_t>(n));
+  if (n > 0) condition::notify(*p.cond, n > 0xffffffffLL ? 0xffffffffu : static_cast<uint32_t>(n));
   Py_RETURN_NONE;
 }
 
@@ -127,53 +136,127 @@ PyObject* c_notify_all(PyObject* self, PyObject* const*, Py_ssize_t nargs, PyObj
   return notify_n(self, 0xffffffffLL);
 }
 
+PyObject* c_waiting(PyObject* self, PyObject*) {
+  Parts p;
+  if (!parts_of(self, &p)) return nullptr;
+  return PyLong_FromUnsignedLong(condition::waiting(*p.cond));
+}
+
+PyObject* c_pending_wakeups(PyObject* self, PyObject*) {
+  Parts p;
+  if (!parts_of(self, &p)) return nullptr;
+  return PyLong_FromUnsignedLong(p.cond->tokens.load(std::memory_order_relaxed));  // a snapshot
+}
+
+PyObject* get_lock(PyObject* self, void*) {
+  PyObject* lock = as_condition(self)->lock;
+  if (lock == nullptr) return not_initialized(self);
+  Py_INCREF(lock);
+  return lock;
+}
+
+// Points the condition at `lock` (a new reference is taken); -1 unless it is an interlock
+// Lock or RLock.
+int bind_lock(PyObject* self, PyObject* lock) {
+  uintptr_t recursive;
+  if (PyObject_TypeCheck(lock, g_rlock_type)) {
+    recursive = kFlagRecursiveLock;
+  } else if (PyObject_TypeCheck(lock, g_lock_type)) {
+    recursive = 0;
+  } else {
+    PyErr_Format(PyExc_TypeError, "Condition() needs an interlock Lock or RLock, not %s",
+                 Py_TYPE(lock)->tp_name);
+    return -1;
+  }
+  if (checked_slot(lock) == nullptr) return -1;
+  auto* obj = reinterpret_cast<PrimitiveObject*>(self);
+  obj->bits = (obj->bits & ~kFlagRecursiveLock) | recursive;
+  Py_INCREF(lock);
+  Py_XSETREF(as_condition(self)->lock, lock);
+  return 0;
+}
+
+// __init__(lock=None, *, ctx=None)
+int condition_init(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  static const char* const names[] = {"lock", "ctx"};
+  PyObject* slots[2];
+  if (!bind_arguments("Condition", names, 2, 1, args, nargs, kwnames, slots)) return -1;
+  int fork_ctx = is_fork_context(slots[1]);
+  if (fork_ctx < 0) return -1;
+  const uintptr_t flags = fork_ctx ? kFlagForkContext : 0;
+  PyObject* lock = slots[0];
+  PyObject* made = nullptr;
+  if (lock == nullptr || lock == Py_None) {
+    // A new RLock of the same context (multiprocessing: ctx.RLock()).
+    made = g_rlock_type->tp_alloc(g_rlock_type, 0);
+    if (made == nullptr || attach_new_slot(made, core::Kind::kRLock, flags) < 0) {
+      Py_XDECREF(made);
+      return -1;
+    }
+    lock = made;
+  }
+  int rc = bind_lock(self, lock);
+  Py_XDECREF(made);
+  if (rc < 0) return -1;
+  return attach_new_slot(self, core::Kind::kCondition,
+                         flags | (reinterpret_cast<PrimitiveObject*>(self)->bits & kFlagRecursiveLock));
+}
+
+int condition_traverse(PyObject* self, visitproc visit, void* arg) {
+  Py_VISIT(as_condition(self)->lock);
+  Py_VISIT(Py_TYPE(self));  // heap type instances reference their type
+  return 0;
+}
+
+int condition_clear(PyObject* self) {
+  Py_CLEAR(as_condition(self)->lock);
+  return 0;
+}
+
+int condition_export(PyObject* self, PyObject* items) {
+  return PyList_Append(items, as_condition(self)->lock);
+}
+
+int condition_import(PyObject* self, PyObject* const* extras, Py_ssize_t) {
+  return bind_lock(self, extras[0]);
+}
+
 PyMethodDef condition_methods[] = {
     {"acquire", as_cfunction(c_acquire), kFastFlags,
-     "acquire(block=True, timeout=None) -> bool\n\nAcquire the underlying lock."},
-    {"release", as_cfunction(c_release), kFastFlags, "release() -> None\n\nRelease the underlying lock."},
+     "acquire($self, /, block=True, timeout=None)\n--\n\nAcquire the underlying lock."},
+    {"release", as_cfunction(c_release), kFastFlags,
+     "release($self, /)\n--\n\nRelease the underlying lock."},
     {"__enter__", as_cfunction(c_enter), kFastFlags, "Acquire the underlying lock."},
     {"__exit__", as_cfunction(c_exit), kFastFlags, "Release the underlying lock."},
     {"wait", as_cfunction(c_wait), kFastFlags,
-     "wait(timeout=None) -> bool\n\nRelease the lock, wait for a notify, re-acquire. False on timeout."},
+     "wait($self, /, timeout=None)\n--\n\nRelease the lock, wait for a notify, re-acquire. "
+     "False on timeout."},
     {"notify", as_cfunction(c_notify), kFastFlags,
-     "notify(n=1) -> None\n\nWake up to n of the waiters waiting now. Never blocks."},
+     "notify($self, /, n=1)\n--\n\nWake up to n of the waiters waiting now. Never blocks."},
     {"notify_all", as_cfunction(c_notify_all), kFastFlags,
-     "notify_all() -> None\n\nWake every waiter waiting now. Never blocks."},
+     "notify_all($self, /)\n--\n\nWake every waiter waiting now. Never blocks."},
+    {"_waiting", c_waiting, METH_NOARGS, "Waiters that have not returned yet (a snapshot)."},
+    {"_pending_wakeups", c_pending_wakeups, METH_NOARGS,
+     "Wake-ups handed out by notify and not yet taken (a snapshot)."},
     {nullptr, nullptr, 0, nullptr}};
 
-struct ConditionExtra {
-  static constexpr size_t kSize = 1;
-  static py::tuple save(ConditionObject& self) { return py::make_tuple(self.lock); }
-  static std::unique_ptr<ConditionObject> load(SlotAddress a, const py::tuple& state) {
-    auto obj = std::make_unique<ConditionObject>(a.arena, a.index, core::Kind::kCondition,
-                                                 a.generation);
-    bind_lock(*obj, state[kImportPrefix]);
-    return obj;
-  }
-};
+PyGetSetDef condition_getsets[] = {
+    {"_lock", get_lock, nullptr, "The Lock or RLock this condition uses.", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr}};
 
 }  // namespace
 
 void register_condition(py::module_& m) {
-  auto cls = define_primitive<ConditionObject, ConditionExtra>(
-      m, "Condition", "A condition variable in shared memory over a _core.Lock or _core.RLock.");
-  cls.def(py::init([](py::object lock, bool fork_ctx) {
-            auto obj = std::make_unique<ConditionObject>(core::Kind::kCondition, fork_ctx);
-            bind_lock(*obj, std::move(lock));
-            return obj;
-          }),
-          py::arg("lock"), py::arg("fork_ctx") = false);
-  cls.def_property_readonly("_lock", [](ConditionObject& self) { return self.lock; });
-  cls.def(
-      "_waiting", [](ConditionObject& self) { return condition::waiting(self.state()); },
-      "Waiters that have not returned yet (a snapshot).");
-  cls.def(
-      "_pending_wakeups",
-      [](ConditionObject& self) {
-        return self.state().tokens.load(std::memory_order_relaxed);  // a snapshot
-      },
-      "Wake-ups handed out by notify and not yet taken (a snapshot).");
-  install_methods(cls, condition_methods);
+  PrimitiveTypeSpec spec{
+      "interlock.synchronize.Condition",
+      "Condition(lock=None, *, ctx=None)\n--\n\n"
+      "A condition variable shared between processes: see multiprocessing.Condition.\n\n"
+      "lock must be an interlock Lock or RLock (a new RLock when None). notify() and\n"
+      "notify_all() never block.",
+      core::Kind::kCondition, sizeof(ConditionObject), condition_init, condition_methods,
+      condition_getsets, condition_traverse, condition_clear, condition_export,
+      condition_import, 1};
+  make_primitive_type(m, "Condition", spec);
 }
 
 }  // namespace interlock::bindings

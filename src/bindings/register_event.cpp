@@ -1,9 +1,9 @@
-// register_event.cpp: _core.Event.
-#include <pybind11/pybind11.h>
+// register_event.cpp: interlock.synchronize.Event.
+#include <Python.h>
 
 #include "bindings/native.hpp"
-#include "bindings/objects.hpp"
-#include "bindings/primitive_class.hpp"
+#include "bindings/object.hpp"
+#include "bindings/primitive_type.hpp"
 #include "bindings/register.hpp"
 #include "core/event.hpp"
 
@@ -16,61 +16,77 @@ namespace event = core::event;
 
 const char* const kWaitNames[] = {"timeout"};
 
+core::EventState* event_state(PyObject* self) {
+  core::Slot* slot = checked_slot(self);
+  return slot == nullptr ? nullptr : &slot->body.event;
+}
+
 PyObject* event_is_set(PyObject* self, PyObject* const*, Py_ssize_t nargs, PyObject* kw) {
-  auto* obj = native<EventObject>(self);
-  if (obj == nullptr || !parse_no_args("is_set", nargs, kw)) return nullptr;
-  return PyBool_FromLong(event::is_set(obj->state()));
+  core::EventState* e = event_state(self);
+  if (e == nullptr || !parse_no_args("is_set", nargs, kw)) return nullptr;
+  return PyBool_FromLong(event::is_set(*e));
 }
 
 PyObject* event_set(PyObject* self, PyObject* const*, Py_ssize_t nargs, PyObject* kw) {
-  auto* obj = native<EventObject>(self);
-  if (obj == nullptr || !parse_no_args("set", nargs, kw)) return nullptr;
-  event::set(obj->state());
+  core::EventState* e = event_state(self);
+  if (e == nullptr || !parse_no_args("set", nargs, kw)) return nullptr;
+  event::set(*e);
   Py_RETURN_NONE;
 }
 
 PyObject* event_clear(PyObject* self, PyObject* const*, Py_ssize_t nargs, PyObject* kw) {
-  auto* obj = native<EventObject>(self);
-  if (obj == nullptr || !parse_no_args("clear", nargs, kw)) return nullptr;
-  event::clear(obj->state());
+  core::EventState* e = event_state(self);
+  if (e == nullptr || !parse_no_args("clear", nargs, kw)) return nullptr;
+  event::clear(*e);
   Py_RETURN_NONE;
 }
 
 PyObject* event_wait(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kw) {
-  auto* obj = native<EventObject>(self);
-  if (obj == nullptr) return nullptr;
+  core::EventState* e = event_state(self);
+  if (e == nullptr) return nullptr;
   WaitArgs a;
   if (!parse_wait_args("wait", kWaitNames, 1, args, nargs, kw, &a)) return nullptr;
-  core::EventState& e = obj->state();
-  if (event::is_set(e)) Py_RETURN_TRUE;
+  if (event::is_set(*e)) Py_RETURN_TRUE;
   if (a.try_only()) Py_RETURN_FALSE;
   core::Deadline deadline = a.deadline();
   bool raised;
   Status st = run_blocking(
-      deadline, [&](const core::Deadline& slice, core::Spin spin) { return event::wait(e, slice, spin); }, &raised);
+      deadline,
+      [&](const core::Deadline& slice, core::Spin spin) { return event::wait(*e, slice, spin); },
+      &raised);
   if (raised) return nullptr;
   return PyBool_FromLong(st == Status::kOk);
 }
 
+// __init__(*, ctx=None)
+int event_init(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  static const char* const names[] = {"ctx"};
+  PyObject* ctx;
+  if (!bind_arguments("Event", names, 1, 0, args, nargs, kwnames, &ctx)) return -1;
+  int fork_ctx = is_fork_context(ctx);
+  if (fork_ctx < 0) return -1;
+  return attach_new_slot(self, core::Kind::kEvent, fork_ctx ? kFlagForkContext : 0);
+}
+
 PyMethodDef event_methods[] = {
-    {"is_set", as_cfunction(event_is_set), kFastFlags, "is_set() -> bool"},
+    {"is_set", as_cfunction(event_is_set), kFastFlags, "is_set($self, /)\n--\n\n"},
     {"set", as_cfunction(event_set), kFastFlags,
-     "set() -> None\n\nSet the flag and wake every waiter. Safe in a signal handler."},
-    {"clear", as_cfunction(event_clear), kFastFlags, "clear() -> None"},
+     "set($self, /)\n--\n\nSet the flag and wake every waiter. Safe in a signal handler."},
+    {"clear", as_cfunction(event_clear), kFastFlags, "clear($self, /)\n--\n\n"},
     {"wait", as_cfunction(event_wait), kFastFlags,
-     "wait(timeout=None) -> bool\n\nBlock until the flag is set; False on timeout."},
+     "wait($self, /, timeout=None)\n--\n\nBlock until the flag is set; False on timeout."},
     {nullptr, nullptr, 0, nullptr}};
 
 }  // namespace
 
 void register_event(py::module_& m) {
-  auto cls = define_primitive<EventObject, NoExtraState<EventObject, core::Kind::kEvent>>(
-      m, "Event", "An event flag in shared memory (core of interlock.synchronize.Event).");
-  cls.def(py::init([](bool fork_ctx) {
-            return std::make_unique<EventObject>(core::Kind::kEvent, fork_ctx);
-          }),
-          py::arg("fork_ctx") = false);
-  install_methods(cls, event_methods);
+  make_primitive_type(
+      m, "Event",
+      {"interlock.synchronize.Event",
+       "Event(*, ctx=None)\n--\n\n"
+       "An event flag shared between processes: see multiprocessing.Event. set() takes no\n"
+       "lock, so it is safe in a signal handler.",
+       core::Kind::kEvent, sizeof(PrimitiveObject), event_init, event_methods, nullptr});
 }
 
 }  // namespace interlock::bindings

@@ -1,18 +1,22 @@
-// register_mutex.cpp: _core.Lock and _core.RLock.
-#include <pybind11/pybind11.h>
+// register_mutex.cpp: interlock.synchronize.Lock and RLock.
+#include <Python.h>
 
 #include "bindings/mutex_calls.hpp"
 #include "bindings/native.hpp"
-#include "bindings/objects.hpp"
-#include "bindings/primitive_class.hpp"
+#include "bindings/object.hpp"
+#include "bindings/primitive_type.hpp"
 #include "bindings/register.hpp"
 #include "core/mutex.hpp"
+#include "core/process_identity.hpp"
 #include "core/thread_identity.hpp"
 
 namespace interlock::bindings {
 
 using core::Status;
 namespace mutex = core::mutex;
+
+PyTypeObject* g_lock_type = nullptr;
+PyTypeObject* g_rlock_type = nullptr;
 
 namespace {
 PyObject* g_owner_died = nullptr;  // interlock._core.OwnerDiedError
@@ -64,86 +68,126 @@ namespace {
 
 const char* const kAcquireNames[] = {"block", "timeout"};
 
-template <class T>
+core::MutexState* mutex_state(PyObject* self) {
+  core::Slot* slot = checked_slot(self);
+  return slot == nullptr ? nullptr : &slot->body.mutex;
+}
+
+template <bool kRecursive>
 PyObject* m_acquire(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kw) {
-  auto* obj = native<T>(self);
-  if (obj == nullptr) return nullptr;
+  core::MutexState* m = mutex_state(self);
+  if (m == nullptr) return nullptr;
   WaitArgs a;
   if (!parse_wait_args("acquire", kAcquireNames, 2, args, nargs, kw, &a)) return nullptr;
-  return acquire_mutex(obj->state(), T::kRecursive, a);
+  return acquire_mutex(*m, kRecursive, a);
 }
 
-template <class T>
+template <bool kRecursive>
 PyObject* m_enter(PyObject* self, PyObject* const*, Py_ssize_t nargs, PyObject* kw) {
-  auto* obj = native<T>(self);
-  if (obj == nullptr || !parse_no_args("__enter__", nargs, kw)) return nullptr;
-  return acquire_mutex(obj->state(), T::kRecursive, WaitArgs{});
+  core::MutexState* m = mutex_state(self);
+  if (m == nullptr || !parse_no_args("__enter__", nargs, kw)) return nullptr;
+  return acquire_mutex(*m, kRecursive, WaitArgs{});
 }
 
-template <class T>
+template <bool kRecursive>
 PyObject* m_release(PyObject* self, PyObject* const*, Py_ssize_t nargs, PyObject* kw) {
-  auto* obj = native<T>(self);
-  if (obj == nullptr || !parse_no_args("release", nargs, kw)) return nullptr;
-  return release_mutex(obj->state(), T::kRecursive);
+  core::MutexState* m = mutex_state(self);
+  if (m == nullptr || !parse_no_args("release", nargs, kw)) return nullptr;
+  return release_mutex(*m, kRecursive);
 }
 
-template <class T>
+template <bool kRecursive>
 PyObject* m_exit(PyObject* self, PyObject* const*, Py_ssize_t, PyObject*) {
-  auto* obj = native<T>(self);
-  if (obj == nullptr) return nullptr;
-  return release_mutex(obj->state(), T::kRecursive);
+  core::MutexState* m = mutex_state(self);
+  if (m == nullptr) return nullptr;
+  return release_mutex(*m, kRecursive);
 }
 
-template <class T>
 PyObject* m_locked(PyObject* self, PyObject* const*, Py_ssize_t nargs, PyObject* kw) {
-  auto* obj = native<T>(self);
-  if (obj == nullptr || !parse_no_args("locked", nargs, kw)) return nullptr;
-  return PyBool_FromLong(mutex::is_locked(obj->state()));
+  core::MutexState* m = mutex_state(self);
+  if (m == nullptr || !parse_no_args("locked", nargs, kw)) return nullptr;
+  return PyBool_FromLong(mutex::is_locked(*m));
 }
 
-template <class T>
+PyObject* m_is_mine(PyObject* self, PyObject*) {
+  core::MutexState* m = mutex_state(self);
+  if (m == nullptr) return nullptr;
+  return PyBool_FromLong(mutex::owner_tid(*m) == core::current_thread().tid);
+}
+
+PyObject* m_owner_tid(PyObject* self, PyObject*) {
+  core::MutexState* m = mutex_state(self);
+  if (m == nullptr) return nullptr;
+  return PyLong_FromUnsignedLong(mutex::owner_tid(*m));
+}
+
+PyObject* m_owner_pid(PyObject* self, PyObject*) {
+  core::MutexState* m = mutex_state(self);
+  if (m == nullptr) return nullptr;
+  if (!mutex::is_locked(*m)) return PyLong_FromLong(0);
+  return PyLong_FromUnsignedLong(
+      core::record_pid(m->owner.load(std::memory_order_relaxed)));  // a snapshot
+}
+
+PyObject* m_count(PyObject* self, PyObject*) {
+  core::MutexState* m = mutex_state(self);
+  if (m == nullptr) return nullptr;
+  return PyLong_FromUnsignedLong(m->depth.load(std::memory_order_relaxed));  // a snapshot
+}
+
+PyObject* get_robust(PyObject* self, void*) {
+  core::MutexState* m = mutex_state(self);
+  if (m == nullptr) return nullptr;
+  return PyBool_FromLong(m->robust.load(std::memory_order_relaxed) != 0);  // set at creation
+}
+
+// __init__(*, robust=False, ctx=None)
+template <core::Kind kKind>
+int mutex_init(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  static const char* const names[] = {"robust", "ctx"};
+  PyObject* slots[2];
+  const char* fname = kKind == core::Kind::kLock ? "Lock" : "RLock";
+  if (!bind_arguments(fname, names, 2, 0, args, nargs, kwnames, slots)) return -1;
+  bool robust = false;
+  if (slots[0] != nullptr) {
+    if (!PyBool_Check(slots[0])) {
+      PyErr_Format(PyExc_TypeError, "robust must be a bool, not %s", Py_TYPE(slots[0])->tp_name);
+      return -1;
+    }
+    robust = slots[0] == Py_True;
+  }
+  int fork_ctx = is_fork_context(slots[1]);
+  if (fork_ctx < 0) return -1;
+  if (attach_new_slot(self, kKind, fork_ctx ? kFlagForkContext : 0) < 0) return -1;
+  // relaxed: the slot is not shared with anyone yet.
+  slot_of(self)->body.mutex.robust.store(robust ? 1 : 0, std::memory_order_relaxed);
+  return 0;
+}
+
+template <bool kRecursive>
 PyMethodDef mutex_methods[] = {
-    {"acquire", as_cfunction(m_acquire<T>), kFastFlags,
-     "acquire(block=True, timeout=None) -> bool\n\nAcquire the lock; False if the timeout "
-     "elapsed (or, with block=False, if it is held)."},
-    {"release", as_cfunction(m_release<T>), kFastFlags, "release() -> None\n\nRelease the lock."},
-    {"__enter__", as_cfunction(m_enter<T>), kFastFlags, "Acquire the lock, blocking."},
-    {"__exit__", as_cfunction(m_exit<T>), kFastFlags, "Release the lock."},
-    {"locked", as_cfunction(m_locked<T>), kFastFlags,
-     "locked() -> bool\n\nTrue if the lock is held by anyone (a snapshot)."},
+    {"acquire", as_cfunction(m_acquire<kRecursive>), kFastFlags,
+     "acquire($self, /, block=True, timeout=None)\n--\n\nAcquire the lock; False if the "
+     "timeout elapsed (or, with block=False, if it is held)."},
+    {"release", as_cfunction(m_release<kRecursive>), kFastFlags,
+     "release($self, /)\n--\n\nRelease the lock."},
+    {"__enter__", as_cfunction(m_enter<kRecursive>), kFastFlags, "Acquire the lock, blocking."},
+    {"__exit__", as_cfunction(m_exit<kRecursive>), kFastFlags, "Release the lock."},
+    {"locked", as_cfunction(m_locked), kFastFlags,
+     "locked($self, /)\n--\n\nTrue if the lock is held by anyone (a snapshot)."},
+    {"_is_mine", m_is_mine, METH_NOARGS, "True if the calling thread holds the lock."},
+    {"_owner_tid", m_owner_tid, METH_NOARGS,
+     "The kernel thread id of the holder, or 0 (a snapshot)."},
+    {"_owner_pid", m_owner_pid, METH_NOARGS,
+     "The pid of the process holding the lock, or 0 (a snapshot)."},
+    {"_count", m_count, METH_NOARGS, "The recursion depth of an RLock (a snapshot; 0 for a Lock)."},
     {nullptr, nullptr, 0, nullptr}};
 
-template <class T>
-void define_mutex(py::module_& m, const char* name, const char* doc) {
-  auto cls = define_primitive<T, NoExtraState<T, T::kKind>>(m, name, doc);
-  cls.def(py::init([](bool fork_ctx, bool robust) {
-            auto obj = std::make_unique<T>(T::kKind, fork_ctx);
-            // relaxed: the slot is not shared with anyone yet.
-            obj->state().robust.store(robust ? 1 : 0, std::memory_order_relaxed);
-            return obj;
-          }),
-          py::arg("fork_ctx") = false, py::arg("robust") = false);
-  cls.def_property_readonly(
-      "robust", [](T& self) { return self.state().robust.load(std::memory_order_relaxed) != 0; },
-      "True if waiters take the lock over when its holder's process dies (OwnerDiedError).");
-  cls.def(
-      "_is_mine", [](T& self) { return mutex::owner_tid(self.state()) == core::current_thread().tid; },
-      "True if the calling thread holds the lock.");
-  cls.def(
-      "_owner_tid", [](T& self) { return mutex::owner_tid(self.state()); },
-      "The kernel thread id of the holder, or 0 (a snapshot).");
-  cls.def(
-      "_owner_pid",
-      [](T& self) {
-        if (!mutex::is_locked(self.state())) return uint32_t{0};
-        return core::record_pid(self.state().owner.load(std::memory_order_relaxed));
-      },
-      "The pid of the process holding the lock, or 0 (a snapshot).");
-  cls.def(
-      "_count", [](T& self) { return self.state().depth.load(std::memory_order_relaxed); },
-      "The recursion depth of an RLock (a snapshot; 0 for a Lock).");
-  install_methods(cls, mutex_methods<T>);
-}
+PyGetSetDef mutex_getsets[] = {
+    {"robust", get_robust, nullptr,
+     "True if waiters take the lock over when its holder's process dies (OwnerDiedError).",
+     nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr}};
 
 }  // namespace
 
@@ -157,8 +201,28 @@ void register_mutexes(py::module_& m) {
   m.attr("OwnerDiedError") = py::handle(g_owner_died);
   m.def("_set_owner_check_interval", &mutex::set_owner_check_interval, py::arg("seconds"),
         "How long a robust lock's waiter sleeps between checks of the holder.");
-  define_mutex<LockObject>(m, "Lock", "A non-recursive lock in shared memory.");
-  define_mutex<RLockObject>(m, "RLock", "A recursive lock in shared memory.");
+  g_lock_type = make_primitive_type(
+      m, "Lock",
+      {"interlock.synchronize.Lock",
+       "Lock(*, robust=False, ctx=None)\n--\n\n"
+       "A non-recursive lock shared between processes: see multiprocessing.Lock.\n\n"
+       "acquire(block=True, timeout=None), release(), locked() and the context manager\n"
+       "protocol. Any process or thread may release it; releasing it while unlocked raises\n"
+       "ValueError. With robust=True, a holder whose process dies (even by SIGKILL) does not\n"
+       "strand the others: a waiter or later acquirer takes the lock over and gets\n"
+       "OwnerDiedError, holding the lock (see docs/reliability.md).",
+       core::Kind::kLock, sizeof(PrimitiveObject), mutex_init<core::Kind::kLock>,
+       mutex_methods<false>, mutex_getsets});
+  g_rlock_type = make_primitive_type(
+      m, "RLock",
+      {"interlock.synchronize.RLock",
+       "RLock(*, robust=False, ctx=None)\n--\n\n"
+       "A recursive lock shared between processes: see multiprocessing.RLock.\n\n"
+       "The owning thread may acquire it again without blocking and must release it once per\n"
+       "acquisition; a release by anyone else raises AssertionError. robust=True as for Lock;\n"
+       "the taker-over holds it at depth 1.",
+       core::Kind::kRLock, sizeof(PrimitiveObject), mutex_init<core::Kind::kRLock>,
+       mutex_methods<true>, mutex_getsets});
 }
 
 }  // namespace interlock::bindings

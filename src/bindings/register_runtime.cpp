@@ -1,16 +1,20 @@
 // register_runtime.cpp: exceptions, process-lifetime hooks and layout constants.
 #include <pybind11/pybind11.h>
 
-#include "bindings/primitive_class.hpp"
+#include <unistd.h>
+
+#include "bindings/primitive_type.hpp"
 #include "bindings/register.hpp"
 #include "core/arena.hpp"
 #include "core/errors.hpp"
-#include "core/handle.hpp"
+#include "core/references.hpp"
 
 namespace interlock::bindings {
 
 void register_runtime(py::module_& m) {
-  py::register_exception<core::SegmentError>(m, "SegmentError", PyExc_ValueError);
+  auto segment_error = py::register_exception<core::SegmentError>(m, "SegmentError",
+                                                                   PyExc_ValueError);
+  g_segment_error = segment_error.ptr();  // kept alive by the module
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
@@ -23,16 +27,27 @@ void register_runtime(py::module_& m) {
       }
     }
   });
-  core::SlotHandle::install_fork_handlers();  // fork children own their inherited references
-  m.def("_expect_python_fork", &core::SlotHandle::expect_python_fork,
+  core::references::install_fork_handlers();  // fork children own their inherited references
+  m.def("_expect_python_fork", &core::references::expect_python_fork,
         "os.register_at_fork 'before' hook: the coming fork keeps running Python.");
-  m.def("_cancel_python_fork", &core::SlotHandle::cancel_python_fork,
+  m.def("_cancel_python_fork", &core::references::cancel_python_fork,
         "os.register_at_fork 'after' hook: no fork is pending in this thread any more.");
-  m.def("_attach_arena", &attach_arena, py::arg("fd"), py::arg("token"),
-        "Map the arena behind fd (received from a parent) unless it is mapped already.");
-  m.def("_release_all", &core::SlotHandle::release_all,
+  m.def(
+      "_attach_arena",
+      [](int fd, uint64_t token) {
+        try {
+          core::ArenaSet::instance().attach(fd, token);
+        } catch (...) {
+          close(fd);
+          throw;
+        }
+      },
+      py::arg("fd"), py::arg("token"),
+      "Map the arena behind fd (received from a parent) unless it is mapped already.");
+  m.def("_release_all", &core::references::release_all,
         "Process exit: drop the reference of every live primitive.");
-  m.def("_live_handles", &core::SlotHandle::live_count, "Primitives alive in this process.");
+  m.def("_live_handles", &core::references::live_count,
+        "References to primitives this process holds.");
   m.def(
       "_arena_count", [] { return core::ArenaSet::instance().arena_count(); },
       "Arenas mapped by this process.");

@@ -79,11 +79,38 @@ int make_arena_file() {
   throw_os("cannot find a free name for an arena in /dev/shm");
 }
 
+constexpr size_t kPage = 4096;
+constexpr size_t kCompanionBytes = (sizeof(Companion) + kPage - 1) / kPage * kPage;
+
+// Maps the arena file at a multiple of kArenaAlign, followed by its private Companion (see
+// "Placement" in arena.hpp): reserve twice the alignment, place both inside it with
+// MAP_FIXED (over our own reservation, so nothing else can be replaced), return the rest.
 Slot* map_arena(int fd) {
-  void* p = mmap(nullptr, kArenaBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (p == MAP_FAILED) throw_os("mmap(arena)");
-  return static_cast<Slot*>(p);
+  const size_t span = 2 * kArenaAlign;
+  void* reserved = mmap(nullptr, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                        -1, 0);
+  if (reserved == MAP_FAILED) throw_os("mmap(arena reservation)");
+  const uintptr_t lo = reinterpret_cast<uintptr_t>(reserved);
+  const uintptr_t start = (lo + kArenaAlign - 1) & ~(uintptr_t{kArenaAlign} - 1);
+  const uintptr_t used_end = start + kArenaBytes + kCompanionBytes;
+  void* shared = mmap(reinterpret_cast<void*>(start), kArenaBytes, PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_FIXED, fd, 0);
+  void* local = shared == MAP_FAILED
+                    ? MAP_FAILED
+                    : mmap(reinterpret_cast<void*>(start + kArenaBytes), kCompanionBytes,
+                           PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  if (local == MAP_FAILED) {
+    int err = errno;
+    munmap(reserved, span);
+    errno = err;
+    throw_os("mmap(arena)");
+  }
+  if (start > lo) munmap(reserved, start - lo);
+  munmap(reinterpret_cast<void*>(used_end), lo + span - used_end);
+  return static_cast<Slot*>(shared);
 }
+
+void unmap_arena(Slot* base) { munmap(base, kArenaBytes + kCompanionBytes); }
 
 }  // namespace
 
@@ -107,6 +134,8 @@ std::unique_ptr<Arena> Arena::create() {
   h->creator_pid = static_cast<uint32_t>(getpid());
   return std::unique_ptr<Arena>(new Arena(base, fd));
 }
+
+Arena::Arena(Slot* base, int fd) : base_(base), fd_(fd) { companion().owner = this; }
 
 std::unique_ptr<Arena> Arena::attach(int fd, uint64_t token) {
   struct stat st;
@@ -134,14 +163,14 @@ std::unique_ptr<Arena> Arena::attach(int fd, uint64_t token) {
   else if (h->token != token)
     problem = "shared segment is not the arena this reference names (token mismatch)";
   if (problem != nullptr) {
-    munmap(base, kArenaBytes);
+    unmap_arena(base);
     throw SegmentError(problem);
   }
   return std::unique_ptr<Arena>(new Arena(base, fd));
 }
 
 Arena::~Arena() {
-  munmap(base_, kArenaBytes);
+  unmap_arena(base_);
   close(fd_);
 }
 
@@ -200,10 +229,10 @@ void Arena::retain(uint32_t index) {
   slot(index)->header.refs.fetch_add(1, std::memory_order_relaxed);
 }
 
-void Arena::release(uint32_t index) {
+void Arena::release(uint32_t index, uint32_t n) {
   Slot* s = slot(index);
   // acq_rel: every other holder's use of the slot happens-before the free below.
-  if (s->header.refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  if (s->header.refs.fetch_sub(n, std::memory_order_acq_rel) != n) return;
   uint32_t tag = s->header.tag.load(std::memory_order_relaxed);
   std::memset(static_cast<void*>(&s->body), 0, sizeof(s->body));
   s->header.tag.store(make_tag(Kind::kFree, tag_generation(tag)), std::memory_order_relaxed);
@@ -230,15 +259,15 @@ ArenaSet& ArenaSet::instance() {
   return *set;
 }
 
-std::pair<Arena*, uint32_t> ArenaSet::allocate(Kind kind) {
+Slot* ArenaSet::allocate(Kind kind) {
   std::lock_guard<std::mutex> guard(mu_);
   if (current_ != nullptr) {
-    if (uint32_t index = current_->allocate(kind)) return {current_, index};
+    if (uint32_t index = current_->allocate(kind)) return current_->slot(index);
   }
   for (auto& arena : arenas_) {
     if (uint32_t index = arena->allocate(kind)) {
       current_ = arena.get();
-      return {current_, index};
+      return current_->slot(index);
     }
   }
   auto fresh = Arena::create();
@@ -246,8 +275,7 @@ std::pair<Arena*, uint32_t> ArenaSet::allocate(Kind kind) {
   by_token_[arena->token()] = arena;
   arenas_.push_back(std::move(fresh));
   current_ = arena;
-  uint32_t index = arena->allocate(kind);
-  return {arena, index};
+  return arena->slot(arena->allocate(kind));
 }
 
 Arena* ArenaSet::find(uint64_t token) {

@@ -5,12 +5,19 @@
 // /dev/shm, whatever dies. It reaches other processes by inheritance (fork) or by passing its
 // file descriptor (spawn, forkserver). Slot 0 holds the ArenaHeader.
 //
-// Slot lifetime. Each slot carries a reference count of the handles that use it, in every
-// process, plus references "in transit" (taken when a handle is pickled for a child, adopted
-// when the child unpickles it). A slot is returned to the arena's free list only when that
-// count reaches zero, so a slot is never reused while any process may still use it. A process
-// that dies without dropping its references leaks those slots until the arena itself goes
-// away, which happens when the last process that maps it exits.
+// Slot lifetime. Each slot carries a reference count of the users it has, in every process,
+// plus references "in transit" (taken when a primitive is pickled for a child, adopted when
+// the child unpickles it). A slot is returned to the arena's free list only when that count
+// reaches zero, so a slot is never reused while any process may still use it. A process that
+// dies without dropping its references leaks those slots until the arena itself goes away,
+// which happens when the last process that maps it exits. (references.hpp keeps this
+// process's share of the counts.)
+//
+// Placement. Every arena is mapped at a multiple of kArenaAlign, so the arena of any slot is
+// found by masking the slot's address, and right after the shared mapping lies the arena's
+// Companion: process-private memory holding a pointer back to the Arena object and the number
+// of references this process holds on each slot. A primitive therefore needs nothing but its
+// slot pointer to find its arena and its process-local count.
 //
 // Memory ordering:
 //  - `refs`: increments are relaxed (the caller already holds a reference, so the count cannot
@@ -37,6 +44,7 @@ inline constexpr uint64_t kArenaMagic = 0x31304b434f4c5449ull;  // "ITLOCK01", l
 inline constexpr uint32_t kLayoutVersion = 1;
 inline constexpr uint32_t kArenaSlots = 16384;  // 1 MiB per arena
 inline constexpr size_t kArenaBytes = size_t{kArenaSlots} * sizeof(Slot);
+inline constexpr size_t kArenaAlign = size_t{2} << 20;  // arenas start at multiples of 2 MiB
 
 struct alignas(64) ArenaHeader {
   uint64_t magic;
@@ -49,6 +57,15 @@ struct alignas(64) ArenaHeader {
   uint32_t creator_pid;
 };
 static_assert(sizeof(ArenaHeader) <= sizeof(Slot), "the header fits in slot 0");
+
+class Arena;
+
+// Process-private memory right after each arena's shared mapping (see "Placement").
+struct alignas(64) Companion {
+  Arena* owner;                     // the Arena object of this mapping
+  uint32_t local_refs[kArenaSlots];  // references this process holds on each slot
+};
+static_assert(kArenaBytes + sizeof(Companion) <= kArenaAlign, "an arena and its companion fit");
 
 class Arena {
  public:
@@ -65,20 +82,30 @@ class Arena {
   int fd() const { return fd_; }
   uint64_t token() const { return header()->token; }
   Slot* slot(uint32_t index) const { return base_ + index; }
+  uint32_t index_of(const Slot* s) const { return static_cast<uint32_t>(s - base_); }
+  // The arena that contains `s` (any slot of any arena this process maps).
+  static Arena* of(const Slot* s) {
+    uintptr_t base = reinterpret_cast<uintptr_t>(s) & ~(uintptr_t{kArenaAlign} - 1);
+    return reinterpret_cast<const Companion*>(base + kArenaBytes)->owner;
+  }
+  // Slots with an index below this have been handed out at least once (a snapshot).
+  uint32_t used_bound() const { return header()->bump.load(std::memory_order_relaxed); }
+  // This process's references on each slot (references.hpp owns the protocol).
+  Companion& companion() const { return *reinterpret_cast<Companion*>(base_ + kArenaSlots); }
 
   // Takes a free slot, marks it with `kind` and a new generation, sets its reference count
   // to 1 and returns its index; returns 0 when the arena is full.
   uint32_t allocate(Kind kind);
   // Adds a reference to a slot the caller already holds a reference to.
   void retain(uint32_t index);
-  // Drops a reference; the last one returns the slot to the free list.
-  void release(uint32_t index);
+  // Drops `n` references; the last one returns the slot to the free list.
+  void release(uint32_t index, uint32_t n = 1);
   // Checks that `index` names a live slot of `kind` with generation `generation`.
   // Throws SegmentError otherwise.
   void check_slot(uint32_t index, Kind kind, uint32_t generation) const;
 
  private:
-  Arena(Slot* base, int fd) : base_(base), fd_(fd) {}
+  Arena(Slot* base, int fd);
   ArenaHeader* header() const { return reinterpret_cast<ArenaHeader*>(base_); }
   void push_free(uint32_t index);
   uint32_t pop_free();
@@ -94,14 +121,20 @@ class ArenaSet {
   static ArenaSet& instance();
 
   // Allocates a slot of `kind` in some mapped arena, creating a new arena when all are full.
-  // Returns the arena and the slot index (reference count 1).
-  std::pair<Arena*, uint32_t> allocate(Kind kind);
+  // Returns the slot (reference count 1).
+  Slot* allocate(Kind kind);
   // Returns the already-mapped arena with this token, or nullptr.
   Arena* find(uint64_t token);
   // Maps the arena behind `fd` (see Arena::attach) unless one with this token is mapped
   // already. In that case `fd` is closed when it is a second descriptor of that same arena.
   Arena* attach(int fd, uint64_t token);
   size_t arena_count();
+  // Calls f(Arena&) for every mapped arena, with the set's mutex held (f must not call back).
+  template <class F>
+  void for_each(F&& f) {
+    std::lock_guard<std::mutex> guard(mu_);
+    for (auto& arena : arenas_) f(*arena);
+  }
 
  private:
   std::mutex mu_;
