@@ -80,29 +80,52 @@ def test_condition_wait_holds_lock_again_after_interrupt():
 
 @pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace")
 def test_timed_waits_use_monotonic_absolute_deadlines(tmp_path):
-    """A timed wait sleeps in FUTEX_WAIT_BITSET without FUTEX_CLOCK_REALTIME: an absolute
-    CLOCK_MONOTONIC deadline, which a wall-clock change cannot move."""
+    """A timed wait sleeps with an absolute CLOCK_MONOTONIC deadline, which a wall-clock
+    change cannot move: FUTEX_WAIT_BITSET without FUTEX_CLOCK_REALTIME in other threads, and
+    futex_waitv(..., CLOCK_MONOTONIC) in the main thread (which also sleeps on the signal
+    word, see test_signal_arriving_before_the_sleep_is_not_lost)."""
     script = tmp_path / "waiter.py"
     script.write_text(textwrap.dedent("""
+        import threading
         import interlock
         lock = interlock.Lock()
         lock.acquire()
         print(lock.acquire(timeout=0.2))
+        t = threading.Thread(target=lambda: print(lock.acquire(timeout=0.2)))
+        t.start()
+        t.join()
     """))
     trace = tmp_path / "trace.txt"
     out = subprocess.run(
-        ["strace", "-f", "-e", "trace=futex", "-o", str(trace), sys.executable, str(script)],
+        ["strace", "-f", "-e", "trace=futex,futex_waitv", "-o", str(trace), sys.executable,
+         str(script)],
         capture_output=True, text=True, timeout=60,
     )
-    assert out.stdout.strip() == "False", out.stderr
-    waits = [line for line in trace.read_text().splitlines() if "FUTEX_WAIT_BITSET" in line
-             and "ETIMEDOUT" in line]
-    assert waits, trace.read_text()[-2000:]
-    assert all("FUTEX_CLOCK_REALTIME" not in line for line in waits)
+    assert out.stdout.split() == ["False", "False"], out.stderr
+    lines = trace.read_text().splitlines()
+    # strace splits a call that blocks into "unfinished" and "resumed" lines: join them by pid.
+    started = {}
+    waits = []
+    for line in lines:
+        pid, _, rest = line.partition(" ")
+        rest = rest.strip()
+        if "<unfinished ...>" in rest:
+            started[pid] = rest.split("<unfinished")[0]
+        elif "resumed>" in rest and pid in started:
+            waits.append(started.pop(pid) + rest.split("resumed>")[1])
+        else:
+            waits.append(rest)
+    timed_out = [w for w in waits if "ETIMEDOUT" in w]
+    in_main = [w for w in timed_out if w.startswith("futex_waitv(")]
+    in_thread = [w for w in timed_out if "FUTEX_WAIT_BITSET" in w]
+    assert in_main and in_thread, trace.read_text()[-3000:]
+    assert all(", CLOCK_MONOTONIC) = " in w for w in in_main), in_main
+    assert all("FUTEX_CLOCK_REALTIME" not in w for w in in_thread), in_thread
     # The deadline passed is an absolute monotonic time, i.e. close to CLOCK_MONOTONIC now,
     # not a wall-clock time.
-    seconds = int(waits[0].split("{tv_sec=")[1].split(",")[0])
-    assert abs(seconds - time.monotonic()) < 60
+    for wait in in_main + in_thread:
+        seconds = int(wait.split("{tv_sec=")[-1].split(",")[0])
+        assert abs(seconds - time.monotonic()) < 60
 
 
 class _Interrupted(Exception):
@@ -153,3 +176,84 @@ def test_signal_arriving_before_the_sleep_is_not_lost(wait):
             assert elapsed < 1.0, f"signal after {delay}s took {elapsed:.2f}s to interrupt"
     finally:
         signal.signal(signal.SIGINT, old)
+
+
+def _ctrl_c_latency(blocked, send_after, window=0.0):
+    """Runs ``blocked()`` in the main thread, sends SIGINT after ``send_after`` seconds, and
+    returns the seconds from the signal to the KeyboardInterrupt. ``window`` holds each sleep
+    back that long after the wait's last look for pending signals, so that a signal sent
+    during it lands exactly where an untimed sleep could lose it."""
+    from interlock import _core
+
+    sent = []
+    timer = threading.Timer(send_after, lambda: (sent.append(time.monotonic()),
+                                                os.kill(os.getpid(), signal.SIGINT)))
+    _core._test_delay_before_sleep(window)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            blocked()  # untimed: a lost signal would hang here (the watchdog ends the test)
+        return time.monotonic() - sent[0]
+    finally:
+        _core._test_delay_before_sleep(0)
+        timer.cancel()
+
+
+def _untimed_waits():
+    lock = interlock.Lock()
+    lock.acquire()
+    cond = interlock.Condition()
+    cond.acquire()
+    return {
+        "Lock.acquire": lock.acquire,
+        "Semaphore.acquire": interlock.Semaphore(0).acquire,
+        "Event.wait": interlock.Event().wait,
+        "Condition.wait": cond.wait,
+        "Barrier.wait": interlock.Barrier(2).wait,
+    }
+
+
+@pytest.mark.parametrize("name", list(_untimed_waits()))
+def test_ctrl_c_during_the_sleep_interrupts_within_100ms(name):
+    watchdog = threading.Timer(10, os.kill, (os.getpid(), signal.SIGINT))
+    watchdog.start()
+    try:
+        latency = _ctrl_c_latency(_untimed_waits()[name], send_after=0.2)
+    finally:
+        watchdog.cancel()
+    assert latency < 0.1, f"{latency:.3f} s"
+
+
+@pytest.mark.parametrize("name", list(_untimed_waits()))
+def test_ctrl_c_in_the_window_before_the_sleep_interrupts_within_100ms(name):
+    """The signal lands after the wait last ran pending handlers and released the GIL, before
+    it sleeps (held open for 0.3 s here): the sleep must end at once, not never."""
+    watchdog = threading.Timer(10, os.kill, (os.getpid(), signal.SIGINT))
+    watchdog.start()
+    try:
+        latency = _ctrl_c_latency(_untimed_waits()[name], send_after=0.1, window=0.3)
+    finally:
+        watchdog.cancel()
+    assert latency < 0.2 + 0.1, f"{latency:.3f} s"  # the window's rest, then 100 ms
+
+
+def test_ctrl_c_in_the_window_without_futex_waitv_is_caught_by_slices():
+    """On kernels without futex_waitv (forced here) the main thread sleeps in 100 ms slices."""
+    code = textwrap.dedent("""
+        import os, signal, threading, time
+        import interlock
+        from interlock import _core
+        lock = interlock.Lock(); lock.acquire()
+        _core._test_delay_before_sleep(0.3)
+        sent = []
+        threading.Timer(0.1, lambda: (sent.append(time.monotonic()),
+                                      os.kill(os.getpid(), signal.SIGINT))).start()
+        try:
+            lock.acquire(timeout=10)
+        except KeyboardInterrupt:
+            print(time.monotonic() - sent[0])
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, env=dict(os.environ, INTERLOCK_NO_FUTEX_WAITV="1"))
+    assert out.returncode == 0, out.stderr
+    assert float(out.stdout) < 0.2 + 0.1 + 0.1  # the window's rest, a slice, and slack

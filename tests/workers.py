@@ -228,6 +228,33 @@ def hold_then_die(lock, held):
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+def hold_until_told_then_die(lock, held, die):
+    """Takes the lock, says so, and dies by SIGKILL holding it once told to."""
+    import signal
+
+    lock.acquire()
+    held.set()
+    die.wait(60)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def hold_until_told(lock, held, release, stay):
+    """Takes the lock, says so, releases it when told, then stays alive until told."""
+    lock.acquire()
+    held.set()
+    release.wait(60)
+    lock.release()
+    stay.wait(60)
+
+
+def acquire_then_die(lock):
+    """Waits for the lock (robust) and dies by SIGKILL as soon as it holds it."""
+    import signal
+
+    lock.acquire()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 def acquire_robust_and_report(lock, results, timeout):
     import interlock
 

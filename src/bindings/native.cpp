@@ -1,7 +1,12 @@
 #include "bindings/native.hpp"
 
+#include "bindings/signal_wake.hpp"
+#include "core/futex.hpp"
 #include "core/thread_identity.hpp"
 
+#include <time.h>
+
+#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <utility>
@@ -120,6 +125,39 @@ bool in_main_thread() {
   // The process's initial thread, where Python runs signal handlers, has tid == pid.
   const core::ThreadIdentity& me = core::current_thread();
   return me.tid == me.pid;
+}
+
+std::atomic<int64_t> g_delay_before_sleep_ns{0};  // relaxed: a test setting
+
+void delay_before_sleep() {
+  if (g_delay_before_sleep_ns.load(std::memory_order_relaxed) == 0) return;
+  int64_t ns = g_delay_before_sleep_ns.exchange(0, std::memory_order_relaxed);  // once
+  if (ns <= 0) return;
+  timespec t{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+  while (nanosleep(&t, &t) != 0 && errno == EINTR) {
+  }
+}
+
+SignalWatch::SignalWatch()
+    : main_thread_(in_main_thread()),
+      sliced_(main_thread_ && !core::interrupt_word_supported()) {}
+
+bool SignalWatch::before_sleep(bool run_handlers) {
+  if (!main_thread_) return true;
+  if (!sliced_) {
+    word_ = &signal_wake::epoch();
+    // relaxed: only the value matters (futex_waitv compares it); it is read before the
+    // pending handlers run, so any signal after this point changes it.
+    value_ = word_->load(std::memory_order_relaxed);
+  }
+  if (run_handlers && PyErr_CheckSignals() < 0) return false;
+  if (!sliced_) signal_wake::prepare();  // after the handlers, which may install new ones
+  return true;
+}
+
+core::Deadline SignalWatch::slice(const core::Deadline& deadline) const {
+  if (!sliced_) return deadline;
+  return core::Deadline::earlier(deadline, core::Deadline::after(kSignalSliceSeconds));
 }
 
 bool parse_wait_args_slow(const char* fname, const char* const* names, int nparams,

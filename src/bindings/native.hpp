@@ -14,6 +14,9 @@
 #include "core/futex.hpp"
 #include "core/spin.hpp"
 
+#include <atomic>
+#include <utility>
+
 namespace interlock::bindings {
 
 namespace py = pybind11;
@@ -60,51 +63,79 @@ inline bool parse_no_args(const char* fname, Py_ssize_t nargs, PyObject* kwnames
   return refuse_args(fname);
 }
 
-// Python runs signal handlers only in the main thread, between bytecodes. A signal that
-// arrives after a waiting thread released the GIL but before it is asleep in the kernel
-// interrupts no system call, so an untimed sleep would never notice it. The main thread
-// therefore sleeps in slices of at most kSignalSliceSeconds and looks for pending signals
-// between them (a few wake-ups per second; other threads sleep in one piece).
+// How a waiting thread notices signals. Python runs signal handlers only in the main thread,
+// so other threads simply sleep until their deadline (a signal that interrupts them just
+// makes them sleep again). The main thread reads the signal epoch and runs pending handlers
+// before each sleep, then sleeps with the epoch as its interrupt word, so that no signal can
+// slip in unnoticed before the sleep (signal_wake.hpp). Where the kernel lacks futex_waitv,
+// the main thread sleeps in slices of at most kSignalSliceSeconds instead.
 inline constexpr double kSignalSliceSeconds = 0.1;
 bool in_main_thread();
 
-// The deadline for the next sleep of a wait that must end by `deadline`.
-inline core::Deadline next_slice(const core::Deadline& deadline, bool main_thread) {
-  if (!main_thread) return deadline;
-  return core::Deadline::earlier(deadline, core::Deadline::after(kSignalSliceSeconds));
-}
+class SignalWatch {
+ public:
+  SignalWatch();  // with the GIL held
+  // With the GIL held, before each sleep. False when a signal handler raised (the exception
+  // is set); with `run_handlers` false, pending handlers are left for later.
+  bool before_sleep(bool run_handlers = true);
+  // The deadline of the next sleep of a wait that must end by `deadline`.
+  core::Deadline slice(const core::Deadline& deadline) const;
+  // The interrupt word of the next sleep (nullptr: none) and the value it must keep.
+  const std::atomic<uint32_t>* word() const { return word_; }
+  uint32_t value() const { return value_; }
 
-// Runs `op(slice)` (which returns core::Status and must not touch Python) with the GIL
-// released. When it is interrupted by a signal, or a main-thread slice ends before `deadline`,
-// it takes the GIL back, runs the signal handlers and, unless one raised, calls `op` again;
-// `deadline` stays fixed, so only the remaining time is waited. Returns the final status;
-// `*raised` is set when a signal handler raised. A C++ exception thrown by `op` is rethrown
-// once the GIL is held again (never while it is released).
-template <class Op>
-core::Status run_blocking(const core::Deadline& deadline, Op&& op, bool* raised) {
+ private:
+  bool main_thread_;
+  bool sliced_ = false;
+  const std::atomic<uint32_t>* word_ = nullptr;
+  uint32_t value_ = 0;
+};
+
+// For tests only: the next sleep of any wait first pauses this long, after the wait last
+// looked for pending signals and released the GIL, i.e. in the window signal_wake.hpp closes.
+extern std::atomic<int64_t> g_delay_before_sleep_ns;
+void delay_before_sleep();
+
+// Runs `op(slice, spin)` (which returns Result and must not touch Python) with the GIL
+// released, as often as needed: when it reports `interrupted` (a signal, or a main-thread
+// slice that ended before `deadline`), it takes the GIL back, runs the signal handlers and,
+// unless one raised (then `*raised` is set), calls `op` again. `deadline` stays fixed, so
+// only the remaining time is waited. Only the first call spins. A C++ exception thrown by
+// `op` is rethrown once the GIL is held again (never while it is released).
+template <class Result, class Op>
+Result run_sleeps(const core::Deadline& deadline, Op&& op, bool* raised, Result interrupted,
+                  Result timed_out) {
   *raised = false;
-  const bool main_thread = in_main_thread();
-  core::Spin spin = core::Spin::kYes;  // only the first slice spins (spin.hpp)
+  SignalWatch watch;
+  core::Spin spin = core::Spin::kYes;  // only the first call spins (spin.hpp)
   while (true) {
-    const core::Deadline slice = next_slice(deadline, main_thread);
-    core::Status s = core::Status::kOk;
+    if (!watch.before_sleep()) {
+      *raised = true;
+      return interrupted;
+    }
+    const core::Deadline slice = watch.slice(deadline);
+    Result r = timed_out;
     std::exception_ptr failure;
     Py_BEGIN_ALLOW_THREADS
     try {
-      s = op(slice, spin);
+      delay_before_sleep();
+      core::ScopedInterruptWord interrupt(watch.word(), watch.value());
+      r = op(slice, spin);
     } catch (...) {
       failure = std::current_exception();
     }
     Py_END_ALLOW_THREADS
     if (failure) std::rethrow_exception(failure);
-    if (s == core::Status::kTimedOut && !deadline.passed()) s = core::Status::kInterrupted;
-    if (s != core::Status::kInterrupted) return s;
-    if (PyErr_CheckSignals() < 0) {
-      *raised = true;
-      return s;
-    }
+    if (r == timed_out && !deadline.passed()) r = interrupted;  // only a slice ended
+    if (r != interrupted) return r;
     spin = core::Spin::kNo;
   }
+}
+
+template <class Op>
+core::Status run_blocking(const core::Deadline& deadline, Op&& op, bool* raised) {
+  return run_sleeps(deadline, std::forward<Op>(op), raised, core::Status::kInterrupted,
+                    core::Status::kTimedOut);
 }
 
 // Like run_blocking with no deadline, but never gives up: a pending exception from a signal
@@ -113,19 +144,23 @@ core::Status run_blocking(const core::Deadline& deadline, Op&& op, bool* raised)
 template <class Op>
 core::Status run_blocking_uninterruptible(Op&& op) {
   PyObject *type = nullptr, *value = nullptr, *tb = nullptr;
-  const bool main_thread = in_main_thread();
-  core::Spin spin = core::Spin::kYes;  // only the first slice spins (spin.hpp)
+  SignalWatch watch;
+  core::Spin spin = core::Spin::kYes;  // only the first call spins (spin.hpp)
   while (true) {
-    const core::Deadline slice = next_slice(core::Deadline::never(), main_thread);
+    if (!watch.before_sleep(type == nullptr)) PyErr_Fetch(&type, &value, &tb);
+    const core::Deadline slice = watch.slice(core::Deadline::never());
     core::Status s;
     Py_BEGIN_ALLOW_THREADS
-    s = op(slice, spin);
+    {
+      delay_before_sleep();
+      core::ScopedInterruptWord interrupt(watch.word(), watch.value());
+      s = op(slice, spin);
+    }
     Py_END_ALLOW_THREADS
     if (s == core::Status::kOk || s == core::Status::kOwnerDied) {
       if (type != nullptr) PyErr_Restore(type, value, tb);
       return s;
     }
-    if (type == nullptr && PyErr_CheckSignals() < 0) PyErr_Fetch(&type, &value, &tb);
     spin = core::Spin::kNo;
   }
 }

@@ -8,6 +8,8 @@
 #include "core/barrier.hpp"
 #include "core/semaphore.hpp"
 
+#include <utility>
+
 namespace interlock::bindings {
 
 namespace {
@@ -32,24 +34,15 @@ PyObject* raise_broken() {
   return nullptr;
 }
 
-// Runs a barrier step `step(slice)` without the GIL, in main-thread slices (native.hpp),
-// running signal handlers between them. Returns kInterrupted only when a handler raised (the
-// exception is set), and kTimedOut only once `deadline` itself has passed.
+// Runs a barrier step without the GIL (native.hpp, run_sleeps). Returns kInterrupted only
+// when a signal handler raised (the exception is set), and kTimedOut only once `deadline`
+// itself has passed.
 template <class Step>
 Outcome run_step(const core::Deadline& deadline, Step&& step) {
-  const bool main_thread = in_main_thread();
-  core::Spin spin = core::Spin::kYes;  // only the first slice spins (spin.hpp)
-  while (true) {
-    const core::Deadline slice = next_slice(deadline, main_thread);
-    Outcome o;
-    Py_BEGIN_ALLOW_THREADS
-    o = step(slice, spin);
-    Py_END_ALLOW_THREADS
-    if (o == Outcome::kTimedOut && !deadline.passed()) o = Outcome::kInterrupted;
-    if (o != Outcome::kInterrupted) return o;
-    if (PyErr_CheckSignals() < 0) return o;
-    spin = core::Spin::kNo;
-  }
+  bool raised;
+  Outcome o = run_sleeps(deadline, std::forward<Step>(step), &raised, Outcome::kInterrupted,
+                         Outcome::kTimedOut);
+  return raised ? Outcome::kInterrupted : o;
 }
 
 // Breaks the barrier while keeping the current exception.

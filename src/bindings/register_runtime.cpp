@@ -3,9 +3,11 @@
 
 #include <unistd.h>
 
+#include "bindings/native.hpp"
 #include "bindings/primitive_type.hpp"
 #include "bindings/register.hpp"
 #include "core/arena.hpp"
+#include "core/death_watch.hpp"
 #include "core/errors.hpp"
 #include "core/references.hpp"
 
@@ -28,8 +30,13 @@ void register_runtime(py::module_& m) {
     }
   });
   core::references::install_fork_handlers();  // fork children own their inherited references
-  m.def("_expect_python_fork", &core::references::expect_python_fork,
-        "os.register_at_fork 'before' hook: the coming fork keeps running Python.");
+  m.def(
+      "_expect_python_fork",
+      [] {
+        core::references::expect_python_fork();
+        core::death_watch::quiesce();  // an idle watcher thread must not make us multi-threaded
+      },
+      "os.register_at_fork 'before' hook: the coming fork keeps running Python.");
   m.def("_cancel_python_fork", &core::references::cancel_python_fork,
         "os.register_at_fork 'after' hook: no fork is pending in this thread any more.");
   m.def(
@@ -48,6 +55,16 @@ void register_runtime(py::module_& m) {
         "Process exit: drop the reference of every live primitive.");
   m.def("_live_handles", &core::references::live_count,
         "References to primitives this process holds.");
+  m.def(
+      "_test_delay_before_sleep",
+      [](double seconds) {
+        g_delay_before_sleep_ns.store(static_cast<int64_t>(seconds * 1e9),
+                                      std::memory_order_relaxed);
+      },
+      py::arg("seconds"),
+      "Tests only: pause the next sleep between its last look for signals and the sleep.");
+  m.def("_death_watches", &core::death_watch::watched_count,
+        "Robust-lock waiters of this process that watch a holder's process now.");
   m.def(
       "_arena_count", [] { return core::ArenaSet::instance().arena_count(); },
       "Arenas mapped by this process.");

@@ -9,12 +9,14 @@ namespace interlock::core::barrier {
 namespace {
 
 // Holds `inner` for a short, system-call-free critical section. Waits without a deadline and
-// retries on signals: the holder is always about to let go.
+// retries on signals: the holder is always about to let go. (The caller's interrupt word is
+// set aside meanwhile: a changed one would end every retry at once.)
 class InnerLock {
  public:
   explicit InnerLock(BarrierState& b) : word_(b.inner) {
     uint32_t tid = current_thread().tid;
     if (!mutex::try_lock(word_, tid)) {
+      ScopedInterruptWord none(nullptr, 0);
       while (mutex::lock_slow(word_, tid, Deadline::never()) != Status::kOk) {
       }
     }

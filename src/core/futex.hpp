@@ -3,6 +3,15 @@
 // Every futex here is process-shared (no FUTEX_PRIVATE_FLAG), because the words live in
 // memory mapped by several processes. Waits take an absolute CLOCK_MONOTONIC deadline
 // (FUTEX_WAIT_BITSET), so a wait resumed after a signal keeps its original end time.
+//
+// Interrupt word. A thread may name a word of its own process that interrupts its futex
+// waits (ScopedInterruptWord): while it is set, futex_wait() sleeps on both words at once
+// (futex_waitv) and returns kInterrupted as soon as the interrupt word no longer holds the
+// value given, even when it changed before the sleep began. A change can therefore never be
+// missed between the caller's last look and the sleep. The bindings use it to make signals
+// end the main thread's waits (signal_wake.hpp). It needs futex_waitv (Linux 5.16);
+// interrupt_word_supported() says whether this kernel has it (the environment variable
+// INTERLOCK_NO_FUTEX_WAITV makes it say no, to test what happens without).
 #pragma once
 
 #include <atomic>
@@ -25,12 +34,32 @@ static_assert(std::atomic<uint32_t>::is_always_lock_free,
 static_assert(sizeof(std::atomic<uint32_t>) == sizeof(uint32_t),
               "a futex word must be exactly 32 bits");
 
-// Sleeps while *word == expected, until woken, the deadline passes, or a signal arrives.
-// Returns kOk when woken or when *word already differed (the caller always re-checks its
-// condition), kTimedOut when the deadline passed, kInterrupted on EINTR.
+// Sleeps while *word == expected, until woken, the deadline passes, or a signal arrives (or,
+// with an interrupt word set, that word changes). Returns kOk when woken or when *word
+// already differed (the caller always re-checks its condition), kTimedOut when the deadline
+// passed, kInterrupted on a signal or a changed interrupt word.
 Status futex_wait(std::atomic<uint32_t>* word, uint32_t expected, const Deadline& deadline);
 
 // Wakes at most `count` waiters sleeping on `word` (count < 0 wakes all of them).
 void futex_wake(std::atomic<uint32_t>* word, int count);
+// The same for a word private to this process (the interrupt word).
+void futex_wake_private(std::atomic<uint32_t>* word, int count);
+
+// True when this kernel has futex_waitv (asked once, then cached).
+bool interrupt_word_supported();
+
+// Sets the calling thread's interrupt word for its lifetime (none when `word` is null), then
+// restores the previous one. A word may be set only while interrupt_word_supported().
+class ScopedInterruptWord {
+ public:
+  ScopedInterruptWord(const std::atomic<uint32_t>* word, uint32_t value);
+  ~ScopedInterruptWord();
+  ScopedInterruptWord(const ScopedInterruptWord&) = delete;
+  ScopedInterruptWord& operator=(const ScopedInterruptWord&) = delete;
+
+ private:
+  const std::atomic<uint32_t>* saved_word_;
+  uint32_t saved_value_;
+};
 
 }  // namespace interlock::core

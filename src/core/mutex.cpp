@@ -1,26 +1,18 @@
 #include "core/mutex.hpp"
 
+#include "core/death_watch.hpp"
 #include "core/spin.hpp"
 #include "core/thread_identity.hpp"
 
 namespace interlock::core::mutex {
 
-bool lock_spin_briefly(std::atomic<uint32_t>& word, uint32_t tid) {
-  return spin_with_backoff(
-      [&] {
-        // relaxed poll; the CAS in try_lock provides the ordering.
-        return word.load(std::memory_order_relaxed) == 0 && try_lock(word, tid);
-      },
-      kShortSpinRounds);
-}
+namespace {
 
-Status lock_slow(std::atomic<uint32_t>& word, uint32_t tid, const Deadline& deadline,
-                 Spin spin) {
-  if (spin == Spin::kYes && spin_with_backoff([&] {
-        // relaxed poll; the CAS in try_lock provides the ordering.
-        return word.load(std::memory_order_relaxed) == 0 && try_lock(word, tid);
-      }))
-    return Status::kOk;
+enum class Slept { kTaken, kWoken, kTimedOut, kInterrupted };
+
+// Takes the lock if it is free, else marks a waiter and sleeps once: until woken, the deadline
+// or a signal.
+Slept sleep_once(std::atomic<uint32_t>& word, uint32_t tid, const Deadline& deadline) {
   uint32_t w = word.load(std::memory_order_relaxed);  // a guess for the CAS loop
   while (true) {
     if (w == 0) {
@@ -28,7 +20,7 @@ Status lock_slow(std::atomic<uint32_t>& word, uint32_t tid, const Deadline& dead
       // acquire: this CAS takes the lock.
       if (word.compare_exchange_weak(w, tid | kWaitersBit, std::memory_order_acquire,
                                        std::memory_order_relaxed))
-        return Status::kOk;
+        return Slept::kTaken;
       continue;
     }
     if (!(w & kWaitersBit)) {
@@ -38,31 +30,100 @@ Status lock_slow(std::atomic<uint32_t>& word, uint32_t tid, const Deadline& dead
         continue;
       w |= kWaitersBit;
     }
-    Status s = futex_wait(&word, w, deadline);
-    if (s != Status::kOk) {
-      // A last look: the lock may have been freed just as time ran out.
-      if (s == Status::kTimedOut && try_lock(word, tid)) return Status::kOk;
-      return s;
+    switch (futex_wait(&word, w, deadline)) {
+      case Status::kOk:
+        return Slept::kWoken;
+      case Status::kTimedOut:
+        // A last look: the lock may have been freed just as time ran out.
+        return try_lock(word, tid) ? Slept::kTaken : Slept::kTimedOut;
+      default:
+        return Slept::kInterrupted;
     }
-    w = word.load(std::memory_order_relaxed);  // re-read after waking
   }
+}
+
+bool spin_for_lock(std::atomic<uint32_t>& word, uint32_t tid, int64_t budget) {
+  return spin_with_backoff(
+      [&] {
+        // relaxed poll; the CAS in try_lock provides the ordering.
+        return word.load(std::memory_order_relaxed) == 0 && try_lock(word, tid);
+      },
+      budget);
+}
+
+}  // namespace
+
+bool lock_spin_briefly(std::atomic<uint32_t>& word, uint32_t tid) {
+  return spin_for_lock(word, tid, kShortSpinNanos);
+}
+
+Status lock_slow(std::atomic<uint32_t>& word, uint32_t tid, const Deadline& deadline,
+                 Spin spin) {
+  if (spin == Spin::kYes && spin_for_lock(word, tid, kSpinNanos)) return Status::kOk;
+  while (true) {
+    switch (sleep_once(word, tid, deadline)) {
+      case Slept::kTaken:
+        return Status::kOk;
+      case Slept::kWoken:
+        continue;
+      case Slept::kTimedOut:
+        return Status::kTimedOut;
+      case Slept::kInterrupted:
+        return Status::kInterrupted;
+    }
+  }
+}
+
+void wake_after_unlock(MutexState& m) {
+  // relaxed: `robust` is set once, before the lock is shared.
+  futex_wake(&m.word, m.robust.load(std::memory_order_relaxed) ? -1 : 1);
 }
 
 namespace {
 
-// 50 ms: a dead holder is noticed within 100 ms even by a waiter that just went to sleep.
+// 50 ms: where no death watch is available, a dead holder is noticed within 100 ms.
 std::atomic<int64_t> g_check_interval_ns{50'000'000};  // relaxed: a setting, not a protocol
 
-// lock_slow for robust locks: sleeps in slices, checking the holder after each one.
+// How long a robust waiter sleeps before it looks at its holder again: until the deadline
+// when the death watch will wake it; shorter when it cannot.
+Deadline robust_slice(const Deadline& deadline, death_watch::Result watched) {
+  if (watched == death_watch::Result::kWatching) return deadline;
+  double seconds = watched == death_watch::Result::kUnavailable ? owner_check_interval() : 0.001;
+  return Deadline::earlier(deadline, Deadline::after(seconds));
+}
+
+// lock_slow for robust locks: before each sleep, takes over from a dead holder or watches a
+// live one (see the header).
 Status robust_lock_slow(MutexState& m, const ThreadIdentity& me, const Deadline& deadline,
                         Spin spin) {
+  if (spin == Spin::kYes && spin_for_lock(m.word, me.tid, kSpinNanos)) return Status::kOk;
   while (true) {
-    Deadline slice = Deadline::earlier(deadline, Deadline::after(owner_check_interval()));
-    Status s = lock_slow(m.word, me.tid, slice, spin);
-    if (s != Status::kTimedOut) return s;
-    spin = Spin::kNo;
     if (take_over_from_dead_owner(m, me)) return Status::kOwnerDied;
-    if (deadline.passed()) return Status::kTimedOut;
+    // relaxed loads: hints for whom to watch; take_over_from_dead_owner decides.
+    uint32_t w = m.word.load(std::memory_order_relaxed);
+    uint64_t record = m.owner.load(std::memory_order_relaxed);
+    death_watch::Result watched = death_watch::Result::kWatching;  // nothing to watch: sleep
+    int ticket = -1;
+    if (w != 0) {
+      if (record_tid(record) != (w & kTidMask))
+        watched = death_watch::Result::kGone;  // the holder's record is not written yet
+      else if (record_pid(record) != me.pid)
+        watched = death_watch::watch(&m.word, record, &ticket);
+    }
+    Slept slept = sleep_once(m.word, me.tid, robust_slice(deadline, watched));
+    if (ticket >= 0) death_watch::unwatch(ticket);
+    switch (slept) {
+      case Slept::kTaken:
+        return Status::kOk;
+      case Slept::kInterrupted:
+        return Status::kInterrupted;
+      case Slept::kTimedOut:
+        if (deadline.passed())
+          return take_over_from_dead_owner(m, me) ? Status::kOwnerDied : Status::kTimedOut;
+        continue;  // a slice ended
+      case Slept::kWoken:
+        continue;
+    }
   }
 }
 
@@ -121,7 +182,7 @@ uint32_t rlock_release_all(MutexState& m) {
   if (owner_tid(m) != current_thread().tid) return 0;
   uint32_t depth = m.depth.load(std::memory_order_relaxed);
   m.depth.store(0, std::memory_order_relaxed);
-  unlock(m.word);
+  unlock(m);
   return depth;
 }
 

@@ -19,13 +19,20 @@
 // (it cannot know whether others still sleep). Unlock exchanges the word with 0 and issues a
 // wake only if the bit was set, so an uncontended unlock makes no system call.
 //
-// Robust locks (`robust` set at creation). A waiter sleeps in slices of
-// owner_check_interval(); after each slice it reads the word, then the owner record, and if the
-// record belongs to the word's holder (same tid) and names a process that is gone, it takes the
-// lock over with a CAS from that exact word value, so at most one waiter wins, and the acquire
-// reports kOwnerDied. A record of another holder, or none yet, is never acted on. Releasing
-// does not clear the record: the tid comparison already rejects a stale one. A Lock may still
-// be released by any process; the record then simply belongs to nobody until the next acquire.
+// Robust locks (`robust` set at creation). Before each sleep, a waiter reads the word, then the
+// owner record, and if the record belongs to the word's holder (same tid) and names a process
+// that is gone, it takes the lock over with a CAS from that exact word value, so at most one
+// waiter wins, and the acquire reports kOwnerDied. A record of another holder, or none yet, is
+// never acted on. Releasing does not clear the record: the tid comparison already rejects a
+// stale one. A Lock may still be released by any process; the record then simply belongs to
+// nobody until the next acquire.
+// A waiter whose holder lives in another process asks death_watch.hpp to wake it when that
+// process ends, then sleeps until a release or that death: an idle robust waiter costs no
+// more than any other. Since the holder may change while it sleeps, a robust lock's unlock
+// wakes every sleeper (not one), and each watches the new holder before sleeping again. Where
+// no death watch is available, a waiter sleeps in slices of owner_check_interval() instead
+// and looks at the holder after each. A holder caught between its CAS and the store of its
+// record (a few instructions) is looked at again after 1 ms.
 //
 // Memory ordering: the acquiring CAS is acquire and the unlocking exchange is release, so
 // everything done under the lock happens-before the next owner's critical section. Failed
@@ -78,6 +85,15 @@ inline uint32_t unlock(std::atomic<uint32_t>& word) {
   return old;
 }
 
+// The same for a Lock or RLock: a robust one wakes every sleeper (see the header).
+void wake_after_unlock(MutexState& m);
+inline uint32_t unlock(MutexState& m) {
+  // release: see the header's "Memory ordering".
+  uint32_t old = m.word.exchange(0, std::memory_order_release);
+  if (old & kWaitersBit) wake_after_unlock(m);
+  return old;
+}
+
 // --- multiprocessing.Lock -------------------------------------------------------------
 
 // Acquires (blocking per `deadline`). kOk when acquired; kOwnerDied (robust locks) when
@@ -88,11 +104,12 @@ Status lock_acquire(MutexState& m, const Deadline& deadline, Spin spin = Spin::k
 // when the caller now holds it.
 bool take_over_from_dead_owner(MutexState& m, const ThreadIdentity& me);
 
-// How long a robust lock's waiter sleeps between checks of the holder (default 50 ms).
+// How long a robust lock's waiter sleeps between checks of the holder where no death watch is
+// available (default 50 ms).
 void set_owner_check_interval(double seconds);
 double owner_check_interval();
 // False when the lock was not locked (nothing changes then: the exchange wrote 0 over 0).
-inline bool lock_release(MutexState& m) { return unlock(m.word) != 0; }
+inline bool lock_release(MutexState& m) { return unlock(m) != 0; }
 
 // --- multiprocessing.RLock ------------------------------------------------------------
 
@@ -122,7 +139,7 @@ inline bool rlock_release(MutexState& m) {
   if (owner_tid(m) != current_thread().tid) return false;
   uint32_t depth = m.depth.load(std::memory_order_relaxed);  // only the owner writes it
   m.depth.store(depth - 1, std::memory_order_relaxed);
-  if (depth <= 1) unlock(m.word);  // its release exchange publishes depth == 0
+  if (depth <= 1) unlock(m);  // its release exchange publishes depth == 0
   return true;
 }
 // Releases every level at once (Condition.wait); returns the depth that was held, 0 if the

@@ -3,8 +3,12 @@
 #include <thread>
 #include <vector>
 
+#include <signal.h>
+#include <sys/wait.h>
+
 #include "check.hpp"
 #include "core/deadline.hpp"
+#include "core/death_watch.hpp"
 #include "core/futex.hpp"
 #include "core/mutex.hpp"
 #include "core/process_identity.hpp"
@@ -159,4 +163,66 @@ TEST(robust_lock_waits_for_a_live_holder) {
   CHECK(mutex::lock_acquire(*m, Deadline::after(10)) == Status::kOk);  // released normally
   mutex::set_owner_check_interval(0.05);
   CHECK(interlock::test::child_succeeded(child));
+}
+
+TEST(interrupt_word_ends_a_wait_even_when_it_changed_before) {
+  if (!interrupt_word_supported()) return;  // a kernel without futex_waitv: nothing to test
+  std::atomic<uint32_t> word{7};
+  std::atomic<uint32_t> interrupt{0};
+  {
+    // Changed before the sleep began: the wait ends at once.
+    ScopedInterruptWord set(&interrupt, 0);
+    interrupt.store(1);
+    auto start = std::chrono::steady_clock::now();
+    CHECK(futex_wait(&word, 7, Deadline::after(5)) == Status::kInterrupted);
+    CHECK(seconds_since(start) < 1.0);
+  }
+  {
+    // Changed (and woken) during the sleep: the wait ends then.
+    ScopedInterruptWord set(&interrupt, 1);
+    std::thread bumper([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      interrupt.store(2);
+      futex_wake_private(&interrupt, -1);
+    });
+    auto start = std::chrono::steady_clock::now();
+    CHECK(futex_wait(&word, 7, Deadline::after(5)) == Status::kInterrupted);
+    CHECK(seconds_since(start) < 2.0);
+    bumper.join();
+    // An unchanged interrupt word leaves an ordinary wait: it times out.
+    ScopedInterruptWord again(&interrupt, 2);
+    CHECK(futex_wait(&word, 7, Deadline::after(0.05)) == Status::kTimedOut);
+  }
+  // Leaving the scope restores "no interrupt word": a timed wait times out as usual.
+  interrupt.store(3);
+  CHECK(futex_wait(&word, 7, Deadline::after(0.02)) == Status::kTimedOut);
+}
+
+TEST(robust_waiter_is_woken_by_the_death_watch) {
+  auto* m = interlock::test::shared_new<MutexState>();
+  m->robust.store(1);
+  auto* held = interlock::test::shared_new<std::atomic<uint32_t>>();
+  pid_t child = fork();
+  if (child == 0) {
+    mutex::lock_try_acquire(*m);
+    held->store(1);
+    pause();  // until killed, holding the lock
+    _exit(0);
+  }
+  while (held->load() == 0) std::this_thread::yield();
+  mutex::set_owner_check_interval(3600);  // a poll would take an hour
+  std::thread killer([&] {
+    while (death_watch::watched_count() == 0) std::this_thread::yield();
+    kill(child, SIGKILL);
+  });
+  auto start = std::chrono::steady_clock::now();
+  CHECK(mutex::lock_acquire(*m, Deadline::after(30)) == Status::kOwnerDied);
+  CHECK(seconds_since(start) < 5.0);
+  CHECK(death_watch::watched_count() == 0);
+  killer.join();
+  int status = 0;
+  waitpid(child, &status, 0);
+  CHECK(mutex::lock_release(*m));
+  mutex::set_owner_check_interval(0.05);
+  death_watch::quiesce();  // nothing watched: the watcher thread stops
 }

@@ -1,0 +1,50 @@
+// death_watch.hpp: wakes a robust lock's waiters the moment its holder's process ends.
+//
+// A waiter of a robust lock (mutex.hpp) must notice a holder that died, even by SIGKILL, yet
+// an idle waiter should cost nothing while it sleeps. Before each sleep, a waiter whose
+// holder lives in another process registers (lock word, holder's owner record) here. One
+// watcher thread per process, started on first use, waits in epoll on a pidfd of every
+// registered holder process; when one ends it wakes every waiter sleeping on the words
+// registered for it (FUTEX_WAKE, all), and those waiters find the holder gone and take over.
+// Nothing polls: an idle waiter and the watcher sleep until a release or a death.
+//
+// Holders change while waiters sleep (a woken waiter or a newcomer takes the lock). So that
+// every sleeper watches the current holder, a robust lock's unlock wakes all its sleepers,
+// not one; each re-registers the new holder before it sleeps again.
+//
+// A pid may be reused: after opening the pidfd, the process's start stamp is compared with
+// the record's (process_identity.hpp); a mismatch means the holder is already gone.
+//
+// The watcher thread blocks every signal and never runs Python. It exists only while needed:
+// quiesce() (called before each fork that keeps running Python) stops it when nothing is
+// watched, so it never makes a forking process multi-threaded by itself; the next watch()
+// starts it again. A fork child starts with no watcher and no registrations.
+//
+// Without pidfd_open (Linux < 5.3) or when the thread cannot be started, watch() answers
+// kUnavailable and the waiter polls its holder instead (mutex.hpp). The environment variable
+// INTERLOCK_NO_DEATH_WATCH forces that fallback (for its tests).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace interlock::core::death_watch {
+
+enum class Result {
+  kWatching,     // registered: sleep; the word is woken when the holder's process ends
+  kGone,         // the holder's process has ended already
+  kUnavailable,  // no pidfds or no watcher thread here: poll instead
+};
+
+// Registers `word` (a robust lock's futex word) to be woken when the process named by the
+// owner `record` ends. On kWatching, *ticket identifies the registration for unwatch().
+Result watch(std::atomic<uint32_t>* word, uint64_t record, int* ticket);
+void unwatch(int ticket);
+
+// Stops the watcher thread if nothing is watched (before a fork); watch() restarts it.
+void quiesce();
+
+// Registrations now (for tests).
+int watched_count();
+
+}  // namespace interlock::core::death_watch
