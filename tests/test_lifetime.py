@@ -246,3 +246,90 @@ def test_inherited_primitive_destroyed_by_an_early_fork_hook_is_counted():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_destroying_primitives_returns_their_shared_memory():
+    """Once every slot of a grown arena is free, its pages go back to the kernel: resident
+    shared memory falls back, and primitives made afterwards work as new ones."""
+    out = _run("""
+        import gc
+        import interlock
+        def shmem():
+            with open("/proc/self/status") as f:
+                for line in f:
+                    if line.startswith("RssShmem"):
+                        return int(line.split()[1]) * 1024
+        base = shmem()
+        locks = [interlock.Lock() for _ in range(200_000)]
+        for lock in locks:
+            lock.acquire()
+        grown = shmem() - base
+        del locks
+        gc.collect()
+        left = shmem() - base
+        again = [interlock.Lock() for _ in range(200_000)]
+        assert not any(lock.locked() for lock in again)
+        assert all(lock.acquire(False) for lock in again)
+        print(grown, left)
+    """)
+    assert out.returncode == 0, out.stderr
+    grown, left = map(int, out.stdout.split())
+    assert grown >= 200_000 * 60  # 64-byte slots were resident
+    assert left < grown * 0.05, (grown, left)
+
+
+def test_an_arena_in_use_elsewhere_is_not_given_back():
+    """A forked child still holds references to the parent's primitives: the parent dropping
+    all of its own must not retire the arena under the child; the child's exit does."""
+    out = _run("""
+        import gc, os
+        import multiprocessing as mp
+        import interlock
+        def shmem():
+            with open("/proc/self/status") as f:
+                for line in f:
+                    if line.startswith("RssShmem"):
+                        return int(line.split()[1]) * 1024
+        fork = mp.get_context("fork")
+        locks = [interlock.Lock() for _ in range(20_000)]
+        go, done = fork.Event(), fork.Event()
+        def child(locks, go, done):
+            go.wait(30)
+            # The parent dropped its objects: these must still be the same, working locks.
+            assert all(lock.acquire(False) for lock in locks)
+            assert not any(lock.acquire(False) for lock in locks)
+            for lock in locks:
+                lock.release()
+            done.set()
+        p = fork.Process(target=child, args=(locks, go, done))
+        p.start()
+        before = shmem()
+        del locks
+        gc.collect()
+        go.set()
+        assert done.wait(60)
+        p.join(60)
+        assert p.exitcode == 0, p.exitcode
+        gc.collect()
+        print(before, shmem())
+    """)
+    assert out.returncode == 0, out.stderr
+    before, after = map(int, out.stdout.split())
+    assert after < before * 0.2, (before, after)  # the child's exit freed the last slots
+
+
+def test_a_reference_in_transit_keeps_its_arena():
+    import gc
+
+    import interlock
+    from interlock._sharing import ArenaRef, _rebuild
+
+    locks = [interlock.Lock() for _ in range(3000)]
+    kept = locks[-1]
+    kept.acquire()
+    fd, token, index, generation = kept._export()  # a reference for a receiver, not yet taken
+    del locks, kept
+    gc.collect()
+    again = _rebuild(interlock.synchronize.Lock, ArenaRef(fd, token), index, generation)
+    assert again.locked()  # the same slot, still held: nothing was reset under it
+    again.release()

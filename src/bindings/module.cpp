@@ -13,4 +13,5 @@ PYBIND11_MODULE(_core, m) {
   interlock::bindings::register_condition(m);
   interlock::bindings::register_barrier(m);
   interlock::bindings::register_file_lock(m);
+  interlock::bindings::register_floor(m);
 }

@@ -178,6 +178,8 @@ PyObject* g_default_context = nullptr;  // multiprocessing.context._default_cont
 PyObject* g_resolver = nullptr;         // interlock._sharing.is_fork_context
 PyObject* g_cached_actual = nullptr;    // the default context's last _actual_context ...
 int g_cached_is_fork = 0;               // ... and whether it was the fork context
+PyObject* g_cached_ctx = nullptr;       // the last context passed explicitly ...
+int g_cached_ctx_is_fork = 0;           // ... and whether it is the fork context
 
 }  // namespace
 
@@ -270,11 +272,15 @@ void set_context_resolver(PyObject* default_context, PyObject* resolver) {
   Py_XINCREF(resolver);
   Py_XSETREF(g_resolver, resolver);
   Py_CLEAR(g_cached_actual);
+  Py_CLEAR(g_cached_ctx);
 }
 
 int is_fork_context(PyObject* ctx) {
   if (g_resolver == nullptr) return 0;  // not configured (only the core's own tests)
   const bool default_ctx = ctx == nullptr || ctx == Py_None;
+  // A concrete context is a long-lived object whose start method never changes: remember the
+  // last one (the context factories of interlock.get_context() pass theirs on every creation).
+  if (!default_ctx && ctx == g_cached_ctx) return g_cached_ctx_is_fork;
   PyObject* actual = nullptr;
   if (default_ctx && g_default_context != nullptr) {
     // The fast path: the default context was resolved before and has not changed since.
@@ -289,6 +295,11 @@ int is_fork_context(PyObject* ctx) {
   PyObject* answer = PyObject_CallOneArg(g_resolver, default_ctx ? Py_None : ctx);
   int is_fork = answer == nullptr ? -1 : PyObject_IsTrue(answer);
   Py_XDECREF(answer);
+  if (is_fork >= 0 && !default_ctx && ctx != g_default_context) {  // (its method may change)
+    Py_INCREF(ctx);
+    Py_XSETREF(g_cached_ctx, ctx);
+    g_cached_ctx_is_fork = is_fork;
+  }
   if (is_fork >= 0 && actual != nullptr && actual != Py_None) {
     // Resolving may itself have fixed the default context; cache what it was before.
     Py_INCREF(actual);

@@ -15,6 +15,7 @@ void register_event(py::module_& m);
 void register_condition(py::module_& m);
 void register_barrier(py::module_& m);
 void register_file_lock(py::module_& m);
+void register_floor(py::module_& m);  // _NoOp, the benchmark's floor
 
 // The Lock and RLock types (Condition checks its lock against them).
 extern PyTypeObject* g_lock_type;

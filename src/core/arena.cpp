@@ -1,6 +1,7 @@
 #include "core/arena.hpp"
 
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -132,6 +133,7 @@ std::unique_ptr<Arena> Arena::create() {
   h->free_head.store(0, std::memory_order_relaxed);
   h->token = random_u64();
   h->creator_pid = static_cast<uint32_t>(getpid());
+  h->live.store(0, std::memory_order_relaxed);
   return std::unique_ptr<Arena>(new Arena(base, fd));
 }
 
@@ -206,12 +208,21 @@ void Arena::push_free(uint32_t index) {
 }
 
 uint32_t Arena::allocate(Kind kind) {
+  auto& live = header()->live;
+  // acquire: a retirement that ended before this sees its reset of `bump` and the free list.
+  if (live.fetch_add(1, std::memory_order_acquire) & kRetiring) {
+    live.fetch_sub(1, std::memory_order_relaxed);  // being reset: try another arena
+    return 0;
+  }
   uint32_t index = pop_free();
   if (index == 0) {
     auto& bump = header()->bump;
     uint32_t b = bump.load(std::memory_order_relaxed);  // uniqueness only
     do {
-      if (b >= kArenaSlots) return 0;
+      if (b >= kArenaSlots) {
+        live.fetch_sub(1, std::memory_order_relaxed);  // full: nothing was allocated
+        return 0;
+      }
     } while (!bump.compare_exchange_weak(b, b + 1, std::memory_order_relaxed));
     index = b;
   }
@@ -237,6 +248,31 @@ void Arena::release(uint32_t index, uint32_t n) {
   std::memset(static_cast<void*>(&s->body), 0, sizeof(s->body));
   s->header.tag.store(make_tag(Kind::kFree, tag_generation(tag)), std::memory_order_relaxed);
   push_free(index);  // its release CAS publishes the cleared slot
+  // acq_rel: see "Giving memory back" in arena.hpp.
+  if (header()->live.fetch_sub(1, std::memory_order_acq_rel) == 1 &&
+      used_bound() > kRetireThreshold)
+    try_retire();
+}
+
+void Arena::try_retire() {
+  auto& live = header()->live;
+  uint32_t expected = 0;
+  // acquire: every slot's last use happens-before the reset below.
+  if (!live.compare_exchange_strong(expected, kRetiring, std::memory_order_acquire,
+                                    std::memory_order_relaxed))
+    return;  // an allocation is under way: the arena stays as it is
+  ArenaHeader* h = header();
+  h->free_head.store(0, std::memory_order_relaxed);  // published by the release below
+  h->bump.store(1, std::memory_order_relaxed);
+  // Every page but the header's goes back to the kernel and reads as zeros from now on. (Slots
+  // need no clearing: a freed slot's body is already zero, and a tag that survives keeps its
+  // generation counting up. Where the file cannot punch holes, the memory simply stays.)
+  constexpr size_t kFirstPage = 4096;
+  fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, kFirstPage,
+            static_cast<off_t>(kArenaBytes - kFirstPage));
+  // This process's reference counts for the arena are all zero: give their pages back too.
+  madvise(&companion().local_refs, sizeof(companion().local_refs), MADV_DONTNEED);
+  live.fetch_sub(kRetiring, std::memory_order_release);  // open for allocation again
 }
 
 void Arena::check_slot(uint32_t index, Kind kind, uint32_t generation) const {

@@ -28,6 +28,19 @@
 //    of a slot another process just took; the tag makes that CAS fail, and the memory read is
 //    always mapped, so the race is harmless.
 //  - `bump` hands out never-used slots; relaxed is enough because uniqueness is all it provides.
+//  - `live` counts allocated slots. An allocator increments it (acquire) before it touches the
+//    free list or `bump`, and backs off if kRetiring is set; the release that frees a slot
+//    decrements it (acq_rel) after the slot is on the free list.
+//
+// Giving memory back. When the last live slot of an arena that has grown past
+// kRetireThreshold slots is freed, the process that freed it retires the arena: it claims it
+// with a CAS of `live` from 0 to kRetiring (which fails if any allocation is under way, and
+// makes later allocators pass the arena by), resets `bump` and the free list, punches the
+// slots' pages out of the file (fallocate), so that every process's resident memory for them
+// goes back to the kernel, then clears kRetiring. No reference to any of its slots exists at
+// that point, in any process or in transit, since each holds a slot live. Arenas that never
+// grew past the threshold are left alone, so that creating and destroying a few primitives
+// in a loop never pays for a system call.
 #pragma once
 
 #include <cstdint>
@@ -41,7 +54,7 @@
 namespace interlock::core {
 
 inline constexpr uint64_t kArenaMagic = 0x31304b434f4c5449ull;  // "ITLOCK01", little-endian
-inline constexpr uint32_t kLayoutVersion = 1;
+inline constexpr uint32_t kLayoutVersion = 2;
 inline constexpr uint32_t kArenaSlots = 16384;  // 1 MiB per arena
 inline constexpr size_t kArenaBytes = size_t{kArenaSlots} * sizeof(Slot);
 inline constexpr size_t kArenaAlign = size_t{2} << 20;  // arenas start at multiples of 2 MiB
@@ -55,8 +68,12 @@ struct alignas(64) ArenaHeader {
   std::atomic<uint64_t> free_head;  // (aba tag << 32) | (1 + index of top free slot), 0 = empty
   uint64_t token;                   // random identity of this arena
   uint32_t creator_pid;
+  std::atomic<uint32_t> live;       // allocated slots, | kRetiring while being reset
 };
 static_assert(sizeof(ArenaHeader) <= sizeof(Slot), "the header fits in slot 0");
+
+inline constexpr uint32_t kRetiring = 1u << 31;
+inline constexpr uint32_t kRetireThreshold = 1024;  // slots handed out before it may retire
 
 class Arena;
 
@@ -109,6 +126,8 @@ class Arena {
   ArenaHeader* header() const { return reinterpret_cast<ArenaHeader*>(base_); }
   void push_free(uint32_t index);
   uint32_t pop_free();
+  // After the last live slot was freed: gives the slots' memory back if nobody allocates.
+  void try_retire();
 
   Slot* base_;
   int fd_;

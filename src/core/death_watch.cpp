@@ -27,9 +27,14 @@ namespace {
 #endif
 
 constexpr uint64_t kStopTag = ~uint64_t{0};  // epoll data of the eventfd that stops the thread
+// Holder processes nobody waits for are still watched, so that waiting behind them again
+// costs no system call; at most this many (the oldest idle one goes first).
+constexpr size_t kIdleHolders = 64;
 
 struct Holder {
   int pidfd;
+  uint32_t stamp;  // the process's start stamp, checked when the pidfd was opened
+  uint64_t last_used;
   std::vector<std::pair<int, std::atomic<uint32_t>*>> waiters;  // (ticket, word)
 };
 
@@ -42,6 +47,8 @@ struct State {
   int epfd = -1;
   int stopfd = -1;
   int next_ticket = 0;
+  uint64_t uses = 0;
+  size_t idle = 0;  // holders with no waiter
   std::unordered_map<uint32_t, Holder> holders;  // by pid
   std::unordered_map<int, uint32_t> tickets;     // ticket -> pid
 };
@@ -54,6 +61,7 @@ State& state() {
 void drop_holder(State& st, uint32_t pid) {
   auto it = st.holders.find(pid);
   if (it == st.holders.end()) return;
+  if (it->second.waiters.empty()) --st.idle;
   for (auto& waiter : it->second.waiters) st.tickets.erase(waiter.first);
   epoll_ctl(st.epfd, EPOLL_CTL_DEL, it->second.pidfd, nullptr);
   close(it->second.pidfd);
@@ -131,6 +139,7 @@ void fork_child() {
   for (auto& entry : st.holders) close(entry.second.pidfd);
   st.holders.clear();
   st.tickets.clear();
+  st.idle = 0;
   if (st.epfd >= 0) close(st.epfd);
   if (st.stopfd >= 0) close(st.stopfd);
   st.epfd = st.stopfd = -1;
@@ -155,6 +164,10 @@ Result watch(std::atomic<uint32_t>* word, uint64_t record, int* ticket) {
   std::lock_guard<std::mutex> guard(st.mu);
   if (st.stopping || !start(st)) return Result::kUnavailable;
   auto it = st.holders.find(pid);
+  if (it != st.holders.end() && it->second.stamp != record_stamp(record)) {
+    drop_holder(st, pid);  // an earlier process with the same pid
+    it = st.holders.end();
+  }
   if (it == st.holders.end()) {
     int fd = pidfd_open(pid);
     if (fd < 0) return errno == ESRCH ? Result::kGone : Result::kUnavailable;
@@ -171,8 +184,11 @@ Result watch(std::atomic<uint32_t>* word, uint64_t record, int* ticket) {
       close(fd);
       return Result::kUnavailable;
     }
-    it = st.holders.emplace(pid, Holder{fd, {}}).first;
+    it = st.holders.emplace(pid, Holder{fd, record_stamp(record), 0, {}}).first;
+    ++st.idle;
   }
+  if (it->second.waiters.empty()) --st.idle;
+  it->second.last_used = ++st.uses;
   *ticket = st.next_ticket++;
   if (st.next_ticket < 0) st.next_ticket = 0;
   it->second.waiters.emplace_back(*ticket, word);
@@ -197,7 +213,18 @@ void unwatch(int ticket) {
       break;
     }
   }
-  if (waiters.empty()) drop_holder(st, pid);
+  if (!waiters.empty()) return;
+  ++st.idle;  // still watched, for the next wait behind this process
+  while (st.idle > kIdleHolders) {
+    uint32_t oldest = 0;
+    uint64_t best = UINT64_MAX;
+    for (auto& entry : st.holders)
+      if (entry.second.waiters.empty() && entry.second.last_used < best) {
+        best = entry.second.last_used;
+        oldest = entry.first;
+      }
+    drop_holder(st, oldest);
+  }
 }
 
 void quiesce() {
@@ -205,7 +232,8 @@ void quiesce() {
   pthread_t thread;
   {
     std::lock_guard<std::mutex> guard(st.mu);
-    if (!st.running || st.stopping || !st.holders.empty()) return;
+    if (!st.running || st.stopping || !st.tickets.empty()) return;
+    while (!st.holders.empty()) drop_holder(st, st.holders.begin()->first);  // all idle
     st.stopping = true;
     uint64_t one = 1;
     ssize_t written = write(st.stopfd, &one, sizeof one);

@@ -13,7 +13,10 @@
 // not one; each re-registers the new holder before it sleeps again.
 //
 // A pid may be reused: after opening the pidfd, the process's start stamp is compared with
-// the record's (process_identity.hpp); a mismatch means the holder is already gone.
+// the record's (process_identity.hpp); a mismatch means the holder is already gone. A holder
+// process is still watched after its last waiter leaves (up to 64 of them), so that waiting
+// behind it again costs neither a system call nor a /proc read: a robust waiter's sleep costs
+// what any other waiter's does.
 //
 // The watcher thread blocks every signal and never runs Python. It exists only while needed:
 // quiesce() (called before each fork that keeps running Python) stops it when nothing is

@@ -62,12 +62,14 @@ inline bool is_locked(const MutexState& m) {
 
 // The bare three-state mutex on a futex word (also used by barrier.hpp's inner lock).
 
-// One attempt, never blocks.
+// One attempt, never blocks. A held lock is seen with a plain load, which costs far less than
+// a failing compare-and-swap (a locked instruction either way).
 inline bool try_lock(std::atomic<uint32_t>& word, uint32_t tid) {
   uint32_t expected = 0;
-  // acquire: see the header's "Memory ordering".
-  return word.compare_exchange_strong(expected, tid, std::memory_order_acquire,
-                                        std::memory_order_relaxed);
+  // relaxed: only decides whether to try; acquire on the CAS (see "Memory ordering").
+  return word.load(std::memory_order_relaxed) == 0 &&
+         word.compare_exchange_strong(expected, tid, std::memory_order_acquire,
+                                      std::memory_order_relaxed);
 }
 
 // Spins, then sleeps until the lock is taken (kOk), the deadline passes or a signal arrives.

@@ -44,10 +44,27 @@ OPERATIONS: List[Tuple[str, str, Tuple[Any, ...], Setup, str, Optional[float], T
 ]
 
 
+FLOORS = ["call floor", "lock floor"]
+
+
+def _floor_objects() -> Dict[str, Any]:
+    """The no-op objects of interlock._core: methods dispatched like a Lock's that do nothing
+    (the call floor), or only a lock's two atomic instructions (the lock floor)."""
+    from interlock import _core
+
+    return {"call floor": _core._NoOp(), "lock floor": _core._AtomicNoOp()}
+
+
 def run(peers: Dict[str, Peer], quick: bool) -> List[Row]:
     number = 20_000 if quick else 200_000
     repeats = 5 if quick else 9
     rows = []
+    floors = _floor_objects()
+    # Per repeat: the floors' pair and `with` times, measured next to the peers'.
+    floor_pair: Dict[str, List[float]] = {name: [] for name in floors}
+    floor_with: Dict[str, List[float]] = {name: [] for name in floors}
+    peer_pair: Dict[str, List[float]] = {}
+    peer_with: Dict[str, List[float]] = {}
     for operation, kind, args, setup, stmt, target, excluded in OPERATIONS:
         row = Row("one process, uncontended", operation, target=target)
         envs: Dict[str, Dict[str, Any]] = {}
@@ -59,16 +76,57 @@ def run(peers: Dict[str, Peer], quick: bool) -> List[Row]:
                 envs[name] = setup(peer.make(kind, *args))
             except Unsupported as exc:
                 row.note(name, str(exc))
+        if operation in ("Lock acquire()+release()", "with Lock"):
+            for name, obj in floors.items():
+                envs[name] = setup(obj)
         for _ in range(repeats):  # interleaved, so drift hits every peer alike
             for name, env in envs.items():
                 n = number // 200 if name == "manager" else number  # ~50 us per proxy call
-                row.add(name, per_call(stmt, env, max(n, 50)))
+                seconds = per_call(stmt, env, max(n, 50))
+                if name in floors:
+                    (floor_pair if stmt == "a(); r()" else floor_with)[name].append(seconds)
+                    continue
+                row.add(name, seconds)
+                if operation == "Lock acquire()+release()":
+                    peer_pair.setdefault(name, []).append(seconds)
+                elif operation == "with Lock":
+                    peer_with.setdefault(name, []).append(seconds)
+        rows.append(row)
+    rows += _floor_rows(floor_pair, floor_with, peer_pair, peer_with)
+    return rows
+
+
+def _floor_rows(floor_pair: Dict[str, List[float]], floor_with: Dict[str, List[float]],
+                peer_pair: Dict[str, List[float]],
+                peer_with: Dict[str, List[float]]) -> List[Row]:
+    """Each peer's Lock as a multiple of the floors timed in the same repeats."""
+    group = "interpreter floor (ratio to a no-op object, same run)"
+    specs = [
+        ("Lock acquire()+release() / no-op method pair", peer_pair, floor_pair["call floor"],
+         1.2),
+        ("Lock acquire()+release() / a lock's two atomics", peer_pair,
+         floor_pair["lock floor"], None),
+        ("with Lock / with a no-op", peer_with, floor_with["call floor"], 1.2),
+    ]
+    rows = []
+    for operation, samples, floor, limit in specs:
+        row = Row(group, operation, unit="x", limit=limit)
+        for name, times in samples.items():
+            if name == "manager":
+                continue
+            for mine, base in zip(times, floor):
+                row.add(name, mine / base)
         rows.append(row)
     return rows
 
 
-def call_floor(quick: bool) -> float:
-    """Seconds for two calls of a no-op C method: the interpreter's share of any
-    acquire()+release() pair, before the call does any work."""
-    f: Callable[[], int] = ().__len__
-    return min(per_call("f(); f()", {"f": f}, 20_000 if quick else 200_000) for _ in range(5))
+def call_floor(quick: bool) -> Dict[str, float]:
+    """Seconds for two calls of the no-op objects' acquire and release: the interpreter's
+    share of any acquire()+release() pair (call floor), and that plus a lock's two atomic
+    instructions (lock floor)."""
+    result = {}
+    for name, obj in _floor_objects().items():
+        env = _pair(obj)
+        result[name] = min(per_call("a(); r()", env, 20_000 if quick else 200_000)
+                           for _ in range(5))
+    return result

@@ -24,6 +24,11 @@ class Peer:
     def make(self, kind: str, *args: Any) -> Any:
         raise NotImplementedError
 
+    def factory(self, kind: str) -> Callable[..., Any]:
+        """What a program calls to make one ``kind`` (the default context's factory), for
+        timing creation itself."""
+        return lambda *args: self.make(kind, *args)
+
     def close(self) -> None:
         """Frees what the peer holds (a manager process, named semaphores)."""
 
@@ -36,12 +41,20 @@ class Interlock(Peer):
 
         return getattr(interlock.get_context("fork"), kind)(*args)
 
+    def factory(self, kind: str) -> Callable[..., Any]:
+        import interlock
+
+        return getattr(interlock, kind)  # type: ignore[no-any-return]
+
 
 class Multiprocessing(Peer):
     name = "multiprocessing"
 
     def make(self, kind: str, *args: Any) -> Any:
         return getattr(FORK, kind)(*args)
+
+    def factory(self, kind: str) -> Callable[..., Any]:
+        return getattr(mp, kind)  # type: ignore[no-any-return]
 
 
 class Threading(Peer):
@@ -50,6 +63,9 @@ class Threading(Peer):
 
     def make(self, kind: str, *args: Any) -> Any:
         return getattr(threading, kind)(*args)
+
+    def factory(self, kind: str) -> Callable[..., Any]:
+        return getattr(threading, kind)  # type: ignore[no-any-return]
 
 
 class PosixIpc(Peer):

@@ -6,7 +6,7 @@ import json
 import os
 from typing import Any, Dict, List, Optional, TextIO
 
-from .timing import Row, fmt_bytes, fmt_time
+from .timing import Row, fmt_value
 
 PEER_ORDER = ["interlock", "multiprocessing", "threading", "posix_ipc", "manager"]
 
@@ -15,8 +15,7 @@ def _cell(row: Row, peer: str) -> str:
     stats = row.stats().get(peer)
     if stats is None:
         return "-"
-    fmt = fmt_bytes if row.unit == "B" else fmt_time
-    return fmt(stats["median"])
+    return fmt_value(row.unit, stats["median"])
 
 
 def print_table(rows: List[Row], header: List[str], out: TextIO) -> None:
@@ -37,12 +36,11 @@ def print_table(rows: List[Row], header: List[str], out: TextIO) -> None:
         verdict = _verdict(row)
         target = f"{row.target:.2f}x" if row.target is not None else ""
         if row.limit is not None:
-            target = "<" + (fmt_bytes if row.unit == "B" else fmt_time)(row.limit)
+            target = "<" + fmt_value(row.unit, row.limit)
         spread = ""
         stats = row.stats().get("interlock")
         if stats and stats["n"] > 1:
-            fmt = fmt_bytes if row.unit == "B" else fmt_time
-            spread = f"{fmt(stats['min'])}..{fmt(stats['max'])}"
+            spread = f"{fmt_value(row.unit, stats['min'])}..{fmt_value(row.unit, stats['max'])}"
         ratio_text = f"{ratio:.3f}x" if ratio is not None else "-"
         print(
             f"{row.operation:{width}}" + "".join(f"{_cell(row, p):>16}" for p in peers)

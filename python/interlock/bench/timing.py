@@ -32,6 +32,15 @@ def fmt_time(seconds: float) -> str:
     return f"{seconds:.2f} s"
 
 
+def fmt_ratio(x: float) -> str:
+    return f"{x:.2f}x"
+
+
+def fmt_value(unit: str, value: float) -> str:
+    """A figure in its row's unit: seconds, bytes or a ratio."""
+    return {"B": fmt_bytes, "x": fmt_ratio}.get(unit, fmt_time)(value)
+
+
 def fmt_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if abs(n) < 1024 or unit == "GiB":
@@ -48,7 +57,7 @@ class Row:
     ) -> None:
         self.group = group
         self.operation = operation
-        self.unit = unit  # "s" (seconds per op) or "B" (bytes)
+        self.unit = unit  # "s" (seconds per op), "B" (bytes) or "x" (a ratio)
         self.target = target  # the most interlock / multiprocessing may be
         self.limit = limit  # an absolute bound on interlock's median, in `unit`
         self.samples: Dict[str, List[float]] = {}
@@ -64,6 +73,8 @@ class Row:
         return {peer: summary(values) for peer, values in self.samples.items() if values}
 
     def ratio(self) -> Any:
+        if self.unit == "x":
+            return None  # already a ratio (to a floor)
         stats = self.stats()
         if "interlock" in stats and "multiprocessing" in stats and stats["multiprocessing"]["median"]:
             return stats["interlock"]["median"] / stats["multiprocessing"]["median"]
