@@ -248,17 +248,22 @@ def test_inherited_primitive_destroyed_by_an_early_fork_hook_is_counted():
     assert result.stdout.strip() == "ok"
 
 
+# Resident shared memory of the process running the code, for the tests below.
+SHMEM = """
+def shmem():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("RssShmem"):
+                return int(line.split()[1]) * 1024
+"""
+
+
 def test_destroying_primitives_returns_their_shared_memory():
     """Once every slot of a grown arena is free, its pages go back to the kernel: resident
     shared memory falls back, and primitives made afterwards work as new ones."""
-    out = _run("""
+    out = _run(SHMEM + textwrap.dedent("""
         import gc
         import interlock
-        def shmem():
-            with open("/proc/self/status") as f:
-                for line in f:
-                    if line.startswith("RssShmem"):
-                        return int(line.split()[1]) * 1024
         base = shmem()
         locks = [interlock.Lock() for _ in range(200_000)]
         for lock in locks:
@@ -271,7 +276,7 @@ def test_destroying_primitives_returns_their_shared_memory():
         assert not any(lock.locked() for lock in again)
         assert all(lock.acquire(False) for lock in again)
         print(grown, left)
-    """)
+    """))
     assert out.returncode == 0, out.stderr
     grown, left = map(int, out.stdout.split())
     assert grown >= 200_000 * 60  # 64-byte slots were resident
@@ -281,15 +286,10 @@ def test_destroying_primitives_returns_their_shared_memory():
 def test_an_arena_in_use_elsewhere_is_not_given_back():
     """A forked child still holds references to the parent's primitives: the parent dropping
     all of its own must not retire the arena under the child; the child's exit does."""
-    out = _run("""
+    out = _run(SHMEM + textwrap.dedent("""
         import gc, os
         import multiprocessing as mp
         import interlock
-        def shmem():
-            with open("/proc/self/status") as f:
-                for line in f:
-                    if line.startswith("RssShmem"):
-                        return int(line.split()[1]) * 1024
         fork = mp.get_context("fork")
         locks = [interlock.Lock() for _ in range(20_000)]
         go, done = fork.Event(), fork.Event()
@@ -312,7 +312,7 @@ def test_an_arena_in_use_elsewhere_is_not_given_back():
         assert p.exitcode == 0, p.exitcode
         gc.collect()
         print(before, shmem())
-    """)
+    """))
     assert out.returncode == 0, out.stderr
     before, after = map(int, out.stdout.split())
     assert after < before * 0.2, (before, after)  # the child's exit freed the last slots

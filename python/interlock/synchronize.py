@@ -48,8 +48,10 @@ _T = TypeVar("_T")
 
 
 def set_owner_check_interval(seconds: float) -> None:
-    """How long a waiter on a robust lock sleeps between checks of the holder's process
-    (default 0.05 s, so a dead holder is noticed within 0.1 s). Applies to this process."""
+    """Where the kernel has no pidfds (Linux before 5.3), how long a waiter on a robust lock
+    sleeps between checks of the holder's process (default 0.05 s, so a dead holder is noticed
+    within 0.1 s). Elsewhere waiters are woken when the holder dies, and this is unused.
+    Applies to this process."""
     kind = type(seconds)
     if not (hasattr(kind, "__float__") or hasattr(kind, "__index__")) or isinstance(seconds, str):
         raise TypeError(f"must be real number, not {kind.__name__}")

@@ -25,6 +25,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a short run (under a minute)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--plot", metavar="DIR", help="also write PNG charts (needs matplotlib)")
+    parser.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown")
     parser.add_argument("--only", choices=GROUPS, action="append",
                         help="run only these groups (repeatable)")
     args = parser.parse_args(argv)
@@ -80,6 +81,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.json:
         report.write_json(args.json, rows, meta)
         print(f"wrote {args.json}")
+    if args.markdown:
+        report.write_markdown(args.markdown, rows)
+        print(f"wrote {args.markdown}")
     if args.plot:
         for path in report.write_plots(args.plot, rows):
             print(f"wrote {path}")

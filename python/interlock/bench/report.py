@@ -54,6 +54,31 @@ def print_table(rows: List[Row], header: List[str], out: TextIO) -> None:
             print(f"  {operation} / {peer}: {text}", file=out)
 
 
+def write_markdown(path: str, rows: List[Row]) -> None:
+    """The table as Markdown, one table per group (what docs/performance.md shows)."""
+    peers = [p for p in PEER_ORDER if any(p in r.samples for r in rows)]
+    lines: List[str] = []
+    group = None
+    for row in rows:
+        if row.group != group:
+            group = row.group
+            lines += ["", f"**{group}**", "",
+                      "| operation | " + " | ".join(peers) + " | ratio | target |",
+                      "|---" * (len(peers) + 3) + "|"]
+        cells = ["–" if _cell(row, p) == "-" else _cell(row, p) for p in peers]
+        ratio = row.ratio()
+        target = f"{row.target:.2f}x" if row.target is not None else ""
+        if row.limit is not None:
+            target = "< " + fmt_value(row.unit, row.limit)
+        verdict = _verdict(row).strip()
+        if verdict:
+            target += " ok" if verdict == "ok" else " **miss**"
+        lines.append(f"| {row.operation} | " + " | ".join(cells) + " | "
+                     + (f"{ratio:.3f}x" if ratio is not None else "–") + f" | {target} |")
+    with open(path, "w") as f:
+        f.write("\n".join(lines).lstrip("\n") + "\n")
+
+
 def write_json(path: str, rows: List[Row], meta: Dict[str, Any]) -> None:
     with open(path, "w") as f:
         json.dump({"meta": meta, "rows": [r.as_dict() for r in rows]}, f, indent=2)

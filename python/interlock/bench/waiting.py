@@ -100,6 +100,12 @@ class _Waitable:
             obj.wait()
 
 
+def _wait_for(flag: Any) -> None:
+    """Until a child sets a shared flag (polled, so that waiting costs the child nothing)."""
+    while not flag.value:
+        time.sleep(0.001)
+
+
 def _cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -133,8 +139,7 @@ def idle_cpu(peer: Peer, kind: str, args: Tuple[Any, ...], robust: bool, seconds
     child = FORK.Process(target=_idle_child,
                          args=(waitable, seconds, timed, in_thread, ready, out))
     child.start()
-    while not ready.value:
-        time.sleep(0.001)
+    _wait_for(ready)
     if not timed:
         time.sleep(seconds)
         waitable.unblock()
@@ -208,12 +213,10 @@ def robust_takeover_latency() -> float:
     held, ready, out = FORK.RawValue("i", 0), FORK.RawValue("i", 0), FORK.SimpleQueue()
     holder = FORK.Process(target=_hold_until_killed, args=(lock, held))
     holder.start()
-    while not held.value:
-        time.sleep(0.001)
+    _wait_for(held)
     waiter = FORK.Process(target=_take_over, args=(lock, ready, out))
     waiter.start()
-    while not ready.value:
-        time.sleep(0.001)
+    _wait_for(ready)
     time.sleep(0.2)  # asleep on the lock by now
     killed = time.monotonic()
     holder.kill()
