@@ -1,8 +1,11 @@
 """Shared fixtures: multiprocessing contexts for every start method, and child helpers."""
 
+import gc
 import multiprocessing as mp
 import os
 import signal
+import threading
+import time
 
 import pytest
 
@@ -34,6 +37,20 @@ def sigint_raises_keyboard_interrupt():
     old = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     signal.signal(signal.SIGINT, old)
+
+
+@pytest.fixture(autouse=True)
+def no_thread_outlives_its_test():
+    """A test leaves no thread behind: threads it started (queue feeders included) must end
+    with it, so that a later fork never happens in a multi-threaded process by accident."""
+    before = set(threading.enumerate())
+    yield
+    gc.collect()  # a Queue's feeder thread stops when the Queue is collected
+    deadline = time.monotonic() + 10
+    for thread in set(threading.enumerate()) - before:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    left = [t.name for t in set(threading.enumerate()) - before if t.is_alive()]
+    assert not left, f"the test left threads running: {left}"
 
 
 def _interlock_shm_entries():

@@ -51,7 +51,8 @@ def test_default_and_bad_methods():
 
 def test_queues_use_interlock_end_to_end(ictx):
     q = ictx.Queue()
-    assert isinstance(q._rlock, synchronize.Lock) and isinstance(q._sem, synchronize.BoundedSemaphore)
+    assert isinstance(q._rlock, synchronize.Lock)
+    assert isinstance(q._sem, synchronize.BoundedSemaphore)
     jq = ictx.JoinableQueue()
     sq = ictx.SimpleQueue()
     assert isinstance(sq._rlock, synchronize.Lock)

@@ -1,6 +1,5 @@
 """interlock.Event."""
 
-import os
 import signal
 import threading
 import time

@@ -199,7 +199,8 @@ def test_file_lock_arguments(tmp_path_factory, start, length, whence, shared, ti
     with open(path, "a+") as f:
         try:
             attempt(interlock.lockf, f,
-                    interlock.file_lock.LOCK_EX | interlock.file_lock.LOCK_NB, length, start, whence)
+                    interlock.file_lock.LOCK_EX | interlock.file_lock.LOCK_NB, length, start,
+                    whence)
         except OSError as exc:  # as fcntl.lockf: a range the kernel refuses
             assert exc.errno in (errno.EINVAL, errno.EOVERFLOW)
         attempt(interlock.lockf, f, interlock.file_lock.LOCK_UN, 0, 0, 0)
@@ -262,7 +263,7 @@ KIND_CODES = {"Lock": 1, "RLock": 2, "Semaphore": 3, "Event": 4, "Barrier": 6}
        refs=st.integers(0, 2**32 - 1), next_free=st.integers(0, 2**32 - 1),
        body=st.binary(min_size=48, max_size=48))
 def test_corrupted_segment_is_an_error_never_a_crash(header_tail, noise, kind, generation, refs,
-                                                      next_free, body):
+                                                     next_free, body):
     """A segment with a valid header whose free list, counters and slot contents are garbage:
     attaching, importing a primitive from it and calling its methods must each succeed or
     raise; a slot whose tag matches but whose state is nonsense must not crash either."""

@@ -1,4 +1,5 @@
-"""interlock.Lock: the documented behaviour of multiprocessing.Lock, across threads and processes."""
+"""interlock.Lock: the documented behaviour of multiprocessing.Lock, across threads and
+processes."""
 
 import threading
 import time
@@ -136,7 +137,7 @@ def test_repr_forms():
 
 def test_repr_names_another_process(ctx):
     lock = synchronize.Lock(ctx=ctx)
-    held, results = ctx.Event(), ctx.Queue()
+    held = ctx.Event()
     p = ctx.Process(target=workers.hold_for, args=(lock, held, 1.0))
     p.start()
     assert held.wait(30)

@@ -186,8 +186,12 @@ def _ctrl_c_latency(blocked, send_after, window=0.0):
     from interlock import _core
 
     sent = []
-    timer = threading.Timer(send_after, lambda: (sent.append(time.monotonic()),
-                                                os.kill(os.getpid(), signal.SIGINT)))
+
+    def send():
+        sent.append(time.monotonic())
+        os.kill(os.getpid(), signal.SIGINT)
+
+    timer = threading.Timer(send_after, send)
     _core._test_delay_before_sleep(window)
     timer.start()
     try:

@@ -15,7 +15,7 @@ from ._install import install, uninstall
 from .file_lock import FileLock, lockf
 from .synchronize import SEM_VALUE_MAX, OwnerDiedError, set_owner_check_interval
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Lock",

@@ -104,7 +104,8 @@ class FileLock:
             raise ValueError("embedded null character in path")
         self._shared = bool(shared)
         self._range = (operator.index(start), operator.index(length), _check_whence(whence))
-        if self._range[2] == os.SEEK_SET and min(self._range[0], self._range[0] + self._range[1]) < 0:
+        start, length, whence = self._range
+        if whence == os.SEEK_SET and min(start, start + length) < 0:
             raise ValueError("the byte range starts before the beginning of the file")
         self._mode = operator.index(mode)
         if not 0 <= self._mode <= 0o7777:

@@ -99,9 +99,10 @@ class _LockExtras:
 class _RLockExtras:
     def __repr__(self) -> str:
         try:
-            if self._is_mine():  # type: ignore[attr-defined]
-                name, count = _thread_qualified_process_name(), str(self._count())  # type: ignore[attr-defined]
-            elif not self.locked():  # type: ignore[attr-defined]
+            lock: Any = self
+            if lock._is_mine():
+                name, count = _thread_qualified_process_name(), str(lock._count())
+            elif not lock.locked():
                 name, count = "None", "0"
             elif _held_in_this_process(self):
                 name, count = "SomeOtherThread", "nonzero"
@@ -127,7 +128,8 @@ class _BoundedSemaphoreExtras:
             value: Any = self.get_value()  # type: ignore[attr-defined]
         except Exception:
             value = "unknown"
-        return f"<{type(self).__name__}(value={value}, maxvalue={self.maxvalue})>"  # type: ignore[attr-defined]
+        bound = self.maxvalue  # type: ignore[attr-defined]
+        return f"<{type(self).__name__}(value={value}, maxvalue={bound})>"
 
 
 class _SemLockView:

@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <sys/mman.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,6 +13,7 @@
 #include <string>
 
 #include "core/errors.hpp"
+#include "core/syscalls.hpp"
 
 namespace interlock::core {
 
@@ -26,16 +26,7 @@ namespace {
 
 uint64_t random_u64() {
   uint64_t value = 0;
-  unsigned char* out = reinterpret_cast<unsigned char*>(&value);
-  size_t got = 0;
-  while (got < sizeof(value)) {
-    ssize_t n = getrandom(out + got, sizeof(value) - got, 0);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw_os("getrandom");
-    }
-    got += static_cast<size_t>(n);
-  }
+  if (!random_bytes(&value, sizeof(value))) throw_os("getrandom");
   return value;
 }
 
@@ -44,7 +35,7 @@ uint64_t random_u64() {
 // the environment variable INTERLOCK_NO_MEMFD is set (which is how the fallback is tested).
 int make_arena_file() {
   static const bool use_memfd = std::getenv("INTERLOCK_NO_MEMFD") == nullptr;
-  int fd = use_memfd ? memfd_create("interlock-arena", MFD_CLOEXEC | MFD_ALLOW_SEALING) : -1;
+  int fd = use_memfd ? memfd("interlock-arena", MFD_CLOEXEC | MFD_ALLOW_SEALING) : -1;
   if (!use_memfd) errno = ENOSYS;
   if (fd >= 0) {
     if (ftruncate(fd, static_cast<off_t>(kArenaBytes)) != 0) {

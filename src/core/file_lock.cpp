@@ -15,6 +15,7 @@
 #include <mutex>
 
 #include "core/errors.hpp"
+#include "core/syscalls.hpp"
 
 namespace interlock::core::filelock {
 
@@ -86,7 +87,7 @@ class DeadlineTimer {
 
 bool probe_ofd() {
   if (std::getenv("INTERLOCK_NO_OFD") != nullptr) return false;
-  int fd = memfd_create("interlock-ofd-probe", MFD_CLOEXEC);
+  int fd = memfd("interlock-ofd-probe", MFD_CLOEXEC);
   if (fd < 0) return false;
   struct flock fl;
   std::memset(&fl, 0, sizeof(fl));

@@ -26,6 +26,9 @@ from interlock import synchronize
 
 import stress_workers as sw
 
+# CI runs these once, on the default interpreter (.ci/run).
+pytestmark = pytest.mark.stress
+
 SECONDS = float(os.environ.get("INTERLOCK_STRESS_SECONDS", "4"))
 PERMITS = 3
 
@@ -117,7 +120,8 @@ def _run(ctx, seconds, faults, seed):
     assert shared[sw.PENDING] == 0 or killed, report
     if shared[sw.PENDING]:
         sw._repair(shared)  # the last holder was killed and nobody needed the lock since
-    assert shared[sw.COUNTER] == sum(shared[i] for i in range(sw.HEADER, len(shared), sw.ROW)), report
+    counted = sum(shared[i] for i in range(sw.HEADER, len(shared), sw.ROW))
+    assert shared[sw.COUNTER] == counted, report
     assert shared[sw.OVER] == 0, report
     assert shared[sw.LATE] == 0, report
     if not faults:
@@ -153,7 +157,8 @@ def test_barrier_indices_are_unique_in_every_round(method):
     rounds = 200
     barrier = interlock.get_context(method).Barrier(parties)
     log = ctx.RawArray("i", parties * rounds)
-    procs = [ctx.Process(target=_barrier_party, args=(barrier, rounds, log, i)) for i in range(parties)]
+    procs = [ctx.Process(target=_barrier_party, args=(barrier, rounds, log, i))
+             for i in range(parties)]
     for proc in procs:
         proc.start()
     for proc in procs:

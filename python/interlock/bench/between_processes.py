@@ -164,7 +164,8 @@ def barrier_rounds(peer: Peer, parties: int, rounds: int) -> float:
 def producer_consumer(peer: Peer, rounds: int, slots: int = 16) -> float:
     """Seconds per item through a bounded buffer (one producer, one consumer)."""
     empty, full = peer.make("Semaphore", slots), peer.make("Semaphore", 0)
-    return _run_group([(_producer, (empty, full, rounds)), (_consumer, (empty, full, rounds))]) / rounds
+    pair = [(_producer, (empty, full, rounds)), (_consumer, (empty, full, rounds))]
+    return _run_group(pair) / rounds
 
 
 def _contended_call(processes: int, peer: Peer, rounds: int) -> float:

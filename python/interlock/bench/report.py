@@ -94,7 +94,8 @@ def write_plots(directory: str, rows: List[Row]) -> List[str]:
     os.makedirs(directory, exist_ok=True)
     written = []
 
-    timed = [r for r in rows if r.unit == "s" and r.group != "scale" and r.stats().get("multiprocessing")]
+    timed = [r for r in rows
+             if r.unit == "s" and r.group != "scale" and r.stats().get("multiprocessing")]
     fig, ax = plt.subplots(figsize=(10, 0.45 * len(timed) + 1.5))
     peers = [p for p in PEER_ORDER if p != "multiprocessing"]
     height = 0.8 / len(peers)
@@ -136,7 +137,8 @@ def write_plots(directory: str, rows: List[Row]) -> List[str]:
         for peer in PEER_ORDER:
             if peer in series:
                 points = sorted(series[peer])
-                ax.plot([p[0] for p in points], [p[1] * 1e6 for p in points], marker="o", label=peer)
+                ax.plot([p[0] for p in points], [p[1] * 1e6 for p in points], marker="o",
+                        label=peer)
         ax.set_yscale("log")
         ax.set_xlabel("processes")
         ax.set_ylabel("microseconds per operation (log scale)")

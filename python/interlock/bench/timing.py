@@ -76,7 +76,8 @@ class Row:
         if self.unit == "x":
             return None  # already a ratio (to a floor)
         stats = self.stats()
-        if "interlock" in stats and "multiprocessing" in stats and stats["multiprocessing"]["median"]:
+        baseline = stats.get("multiprocessing")
+        if "interlock" in stats and baseline and baseline["median"]:
             return stats["interlock"]["median"] / stats["multiprocessing"]["median"]
         return None
 

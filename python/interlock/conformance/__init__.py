@@ -1,14 +1,22 @@
-"""Run CPython's own multiprocessing synchronization tests against interlock.
+"""Run CPython's own multiprocessing tests against interlock.
 
-``python -m interlock.conformance [--start METHOD] [--wide] [-v]`` imports the test package of
-the running interpreter (``test._test_multiprocessing``; nothing is copied) with interlock's
-primitives in place of multiprocessing's, and runs the Lock, Semaphore, Condition, Event and
-Barrier test classes (with ``--wide`` also Queue, Pool, Value, Array, the heap and shared
-ctypes, with interlock patched into every multiprocessing context) under each start method.
+``python -m interlock.conformance [--start METHOD] [--wide | --full] [-v]`` imports the test
+package of the running interpreter (``test._test_multiprocessing``; nothing is copied) with
+interlock's primitives in place of multiprocessing's, and runs, under each start method:
 
-It prints a summary per test class and ends with a line ``N passed, N failed, N skipped``.
-The exit status is 0 when nothing failed, 1 otherwise, and 2 when the interpreter's test
-package is missing.
+* by default, the Lock, Semaphore, Condition, Event and Barrier test classes;
+* with ``--wide``, also Queue, Pool, Value, Array, the heap and shared ctypes, with interlock
+  installed in every multiprocessing context (``interlock.install()``);
+* with ``--full``, every class CPython runs with processes (``WithProcessesTest*``:
+  connections, managers, pools, queues, listeners, heaps, shared memory, ...), with interlock
+  installed, and then the same classes with the standard library alone, so that each test's
+  outcome is compared: every test that passes with the stdlib must pass with interlock.
+
+It prints a summary per test class and ends with a line ``N passed, N failed, N skipped``
+(for ``--full``, one such line each for interlock and for the stdlib, then the tests that pass
+with the stdlib but not with interlock). The exit status is 0 when nothing failed (``--full``:
+when no test passes with the stdlib and fails with interlock), 1 otherwise, and 2 when the
+interpreter's test package is missing.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ import os
 import subprocess
 import sys
 import unittest
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 START_METHODS = ("fork", "spawn", "forkserver")
 
@@ -46,11 +54,14 @@ class _PerClassResult(unittest.TextTestResult):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.per_class: Dict[str, Dict[str, int]] = {}
+        self.passed_ids: List[str] = []
 
     def _count(self, test: unittest.TestCase, outcome: str) -> None:
         row = self.per_class.setdefault(type(test).__name__,
                                         {"passed": 0, "failed": 0, "skipped": 0})
         row[outcome] += 1
+        if outcome == "passed":
+            self.passed_ids.append(f"{type(test).__name__}.{test._testMethodName}")
 
     def addSuccess(self, test: unittest.TestCase) -> None:
         super().addSuccess(test)
@@ -78,16 +89,25 @@ class _PerClassResult(unittest.TextTestResult):
         self._count(test, "failed")
 
 
-def _run_one(start: str, wide: bool, verbose: bool) -> int:
-    """In a child interpreter: run the classes for one start method; print a JSON summary."""
-    module = importlib.import_module(f"interlock.conformance.start_{start}")
+MODES = ("core", "wide", "full", "stdlib")
+
+
+def _class_names(module: Any, mode: str) -> List[str]:
     from interlock.conformance import _suite
 
-    names = _suite.CORE_CLASSES + (_suite.WIDE_CLASSES if wide else ())
+    if mode in ("full", "stdlib"):
+        return sorted(name for name in vars(module) if name.startswith(_suite.PROCESSES_PREFIX))
+    names = _suite.CORE_CLASSES + (_suite.WIDE_CLASSES if mode == "wide" else ())
+    return [_suite.PROCESSES_PREFIX + name for name in names]
+
+
+def _run_one(start: str, mode: str, verbose: bool) -> int:
+    """In a child interpreter: run the classes for one start method; print a JSON summary."""
+    module = importlib.import_module(f"interlock.conformance.start_{start}")
     suite = unittest.TestSuite()
     loader = unittest.TestLoader()
-    for name in names:
-        cls = getattr(module, f"WithProcessesTest{name}", None)
+    for name in _class_names(module, mode):
+        cls = getattr(module, name, None)
         if cls is not None:
             suite.addTests(loader.loadTestsFromTestCase(cls))
     runner = unittest.TextTestRunner(stream=sys.stderr, verbosity=2 if verbose else 1,
@@ -97,8 +117,41 @@ def _run_one(start: str, wide: bool, verbose: bool) -> int:
         result = runner.run(suite)
     finally:
         module.tearDownModule()
-    print("INTERLOCK-CONFORMANCE " + json.dumps(result.per_class), flush=True)  # type: ignore
+    summary = {"classes": result.per_class, "passed": result.passed_ids}  # type: ignore
+    print("INTERLOCK-CONFORMANCE " + json.dumps(summary), flush=True)
     return 0 if result.wasSuccessful() else 1
+
+
+def _run_child(start: str, mode: str, verbose: bool) -> Optional[Dict[str, Any]]:
+    """Runs one start method's classes in a fresh interpreter; its summary, or None if the run
+    crashed before it could report."""
+    env = dict(os.environ, INTERLOCK_CONFORMANCE_MODE=mode)
+    cmd = [sys.executable, "-m", "interlock.conformance", "--one", start, "--mode", mode]
+    cmd += ["-v"] if verbose else []
+    proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
+    summary: Optional[Dict[str, Any]] = None
+    for line in proc.stdout.splitlines():
+        if line.startswith("INTERLOCK-CONFORMANCE "):
+            summary = json.loads(line.split(" ", 1)[1])
+    if summary is not None:
+        summary["exit"] = proc.returncode
+    return summary
+
+
+def _print_run(start: str, label: str, summary: Optional[Dict[str, Any]],
+               totals: Dict[str, int]) -> None:
+    if summary is None:
+        print(f"  [{start:10}] {label}: the test run crashed")
+        totals["failed"] += 1
+        return
+    classes = summary["classes"]
+    for cls, row in sorted(classes.items()):
+        print(f"  [{start:10}] {label:9} {cls:42} {row['passed']:4} passed, "
+              f"{row['failed']:3} failed, {row['skipped']:3} skipped")
+        for key in totals:
+            totals[key] += row[key]
+    if summary["exit"] != 0 and not any(r["failed"] for r in classes.values()):
+        totals["failed"] += 1  # a failure outside any test (e.g. module set-up)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -106,42 +159,46 @@ def main(argv: Optional[List[str]] = None) -> int:
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--start", choices=START_METHODS, action="append",
                         help="start method to test (repeatable; default: all three)")
-    parser.add_argument("--wide", action="store_true",
-                        help="also run Queue, Pool, Value, Array, heap and shared ctypes tests")
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument("--wide", action="store_true",
+                       help="also run Queue, Pool, Value, Array, heap and shared ctypes tests")
+    scope.add_argument("--full", action="store_true",
+                       help="every 'processes' class, compared with the stdlib's results")
     parser.add_argument("-v", "--verbose", action="store_true", help="list every test")
     parser.add_argument("--one", choices=START_METHODS, help=argparse.SUPPRESS)
+    parser.add_argument("--mode", choices=MODES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     missing = _missing_test_package()
     if missing:
         print(missing, file=sys.stderr)
         return 2
+    mode = "full" if args.full else "wide" if args.wide else "core"
     if args.one:
-        return _run_one(args.one, args.wide, args.verbose)
+        return _run_one(args.one, args.mode or mode, args.verbose)
 
     totals = {"passed": 0, "failed": 0, "skipped": 0}
-    env = dict(os.environ, INTERLOCK_CONFORMANCE_WIDE="1" if args.wide else "0")
+    baseline = {"passed": 0, "failed": 0, "skipped": 0}
+    regressions: List[str] = []
+    scope_text = {"core": "", "wide": " (wide)", "full": " (full, against the stdlib)"}[mode]
     print(f"interlock conformance: CPython {sys.version.split()[0]}'s test._test_multiprocessing"
-          f"{' (wide)' if args.wide else ''}")
+          f"{scope_text}")
     for start in args.start or START_METHODS:
-        cmd = [sys.executable, "-m", "interlock.conformance", "--one", start]
-        cmd += ["--wide"] if args.wide else []
-        cmd += ["-v"] if args.verbose else []
-        proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
-        summary = None
-        for line in proc.stdout.splitlines():
-            if line.startswith("INTERLOCK-CONFORMANCE "):
-                summary = json.loads(line.split(" ", 1)[1])
-        if summary is None:
-            print(f"[{start}] the test run crashed (exit status {proc.returncode})")
-            totals["failed"] += 1
+        ours = _run_child(start, mode, args.verbose)
+        _print_run(start, "interlock", ours, totals)
+        if mode != "full":
             continue
-        for cls, row in sorted(summary.items()):
-            print(f"  [{start:10}] {cls:36} {row['passed']:4} passed, {row['failed']:3} failed, "
-                  f"{row['skipped']:3} skipped")
-            for key in totals:
-                totals[key] += row[key]
-        if proc.returncode != 0 and not any(r["failed"] for r in summary.values()):
-            totals["failed"] += 1  # a failure outside any test (e.g. module set-up)
+        theirs = _run_child(start, "stdlib", args.verbose)
+        _print_run(start, "stdlib", theirs, baseline)
+        if ours is not None and theirs is not None:
+            lost = sorted(set(theirs["passed"]) - set(ours["passed"]))
+            regressions += [f"[{start}] {test}" for test in lost]
     print(f"{totals['passed']} passed, {totals['failed']} failed, {totals['skipped']} skipped")
-    return 0 if totals["failed"] == 0 and totals["passed"] > 0 else 1
+    if mode != "full":
+        return 0 if totals["failed"] == 0 and totals["passed"] > 0 else 1
+    print(f"stdlib: {baseline['passed']} passed, {baseline['failed']} failed, "
+          f"{baseline['skipped']} skipped")
+    print(f"passing with the stdlib but not with interlock: {len(regressions)}")
+    for test in regressions:
+        print(f"  {test}")
+    return 0 if not regressions and totals["passed"] > 0 else 1

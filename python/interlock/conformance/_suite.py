@@ -1,10 +1,12 @@
 """Loads CPython's own multiprocessing tests with interlock's primitives in place.
 
-Importing this module patches multiprocessing: the module-level factories always, and with
-``INTERLOCK_CONFORMANCE_WIDE=1`` in the environment also every context (``interlock.install()``),
-so that Queue, Pool, Value and Array use interlock internally. The environment variable is
-inherited by the children the tests start, and they import this module again (through the
-``start_*`` modules that hold the test classes), so parent and children always agree.
+Importing this module patches multiprocessing as ``INTERLOCK_CONFORMANCE_MODE`` says:
+``core`` (the default) replaces the module-level factories; ``wide`` and ``full`` install
+interlock in every context (``interlock.install()``), so that Queue, Pool, Value, Array,
+managers and everything else use interlock internally; ``stdlib`` patches nothing (the
+baseline ``--full`` compares against). The environment variable is inherited by the children
+the tests start, and they import this module again (through the ``start_*`` modules that hold
+the test classes), so parent and children always agree.
 """
 
 from __future__ import annotations
@@ -17,18 +19,21 @@ import multiprocessing
 import interlock
 from interlock import _context, _install
 
-WIDE = os.environ.get("INTERLOCK_CONFORMANCE_WIDE") == "1"
+MODE = os.environ.get("INTERLOCK_CONFORMANCE_MODE", "core")
 
-if WIDE:
+if MODE in ("wide", "full"):
     _install.install()
-else:
+elif MODE == "core":
     for _name in _context.PRIMITIVES:
         setattr(multiprocessing, _name, getattr(interlock, _name))
+elif MODE != "stdlib":
+    raise ValueError(f"unknown INTERLOCK_CONFORMANCE_MODE {MODE!r}")
 
 import test._test_multiprocessing as cpython_tests  # type: ignore[import-not-found]  # noqa: E402
 
 CORE_CLASSES = ("Lock", "Semaphore", "Condition", "Event", "Barrier")
 WIDE_CLASSES = ("Queue", "Pool", "Value", "Array", "Heap", "SharedCTypes")
+PROCESSES_PREFIX = "WithProcessesTest"  # --full: every class CPython runs with processes
 
 
 def install_tests(globs: Dict[str, Any], start_method: str) -> None:
