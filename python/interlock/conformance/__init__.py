@@ -7,6 +7,8 @@ interlock's primitives in place of multiprocessing's, and runs, under each start
 * by default, the Lock, Semaphore, Condition, Event and Barrier test classes;
 * with ``--wide``, also Queue, Pool, Value, Array, the heap and shared ctypes, with interlock
   installed in every multiprocessing context (``interlock.install()``);
+* with ``--cluster ENDPOINTS`` (comma-separated ``host:port``), the core classes on
+  interlock.cluster's primitives, on the etcd cluster at those endpoints;
 * with ``--full``, every class CPython runs with processes (``WithProcessesTest*``:
   connections, managers, pools, queues, listeners, heaps, shared memory, ...), with interlock
   installed, and then the same classes with the standard library alone, so that each test's
@@ -89,7 +91,7 @@ class _PerClassResult(unittest.TextTestResult):
         self._count(test, "failed")
 
 
-MODES = ("core", "wide", "full", "stdlib")
+MODES = ("core", "wide", "full", "stdlib", "cluster")
 
 
 def _class_names(module: Any, mode: str) -> List[str]:
@@ -122,10 +124,13 @@ def _run_one(start: str, mode: str, verbose: bool) -> int:
     return 0 if result.wasSuccessful() else 1
 
 
-def _run_child(start: str, mode: str, verbose: bool) -> Optional[Dict[str, Any]]:
+def _run_child(start: str, mode: str, verbose: bool,
+               endpoints: Optional[str] = None) -> Optional[Dict[str, Any]]:
     """Runs one start method's classes in a fresh interpreter; its summary, or None if the run
     crashed before it could report."""
     env = dict(os.environ, INTERLOCK_CONFORMANCE_MODE=mode)
+    if endpoints is not None:
+        env["INTERLOCK_CONFORMANCE_ENDPOINTS"] = endpoints
     cmd = [sys.executable, "-m", "interlock.conformance", "--one", start, "--mode", mode]
     cmd += ["-v"] if verbose else []
     proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
@@ -164,6 +169,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                        help="also run Queue, Pool, Value, Array, heap and shared ctypes tests")
     scope.add_argument("--full", action="store_true",
                        help="every 'processes' class, compared with the stdlib's results")
+    scope.add_argument("--cluster", metavar="ENDPOINTS",
+                       help="the core classes on interlock.cluster, on the etcd cluster at "
+                            "ENDPOINTS (host:port,host:port,...)")
     parser.add_argument("-v", "--verbose", action="store_true", help="list every test")
     parser.add_argument("--one", choices=START_METHODS, help=argparse.SUPPRESS)
     parser.add_argument("--mode", choices=MODES, help=argparse.SUPPRESS)
@@ -173,18 +181,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     if missing:
         print(missing, file=sys.stderr)
         return 2
-    mode = "full" if args.full else "wide" if args.wide else "core"
+    mode = ("full" if args.full else "wide" if args.wide else
+            "cluster" if args.cluster else "core")
     if args.one:
         return _run_one(args.one, args.mode or mode, args.verbose)
 
     totals = {"passed": 0, "failed": 0, "skipped": 0}
     baseline = {"passed": 0, "failed": 0, "skipped": 0}
     regressions: List[str] = []
-    scope_text = {"core": "", "wide": " (wide)", "full": " (full, against the stdlib)"}[mode]
+    scope_text = {"core": "", "wide": " (wide)", "full": " (full, against the stdlib)",
+                  "cluster": f" on interlock.cluster at {args.cluster}"}[mode]
     print(f"interlock conformance: CPython {sys.version.split()[0]}'s test._test_multiprocessing"
           f"{scope_text}")
     for start in args.start or START_METHODS:
-        ours = _run_child(start, mode, args.verbose)
+        ours = _run_child(start, mode, args.verbose, args.cluster)
         _print_run(start, "interlock", ours, totals)
         if mode != "full":
             continue

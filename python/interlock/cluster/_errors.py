@@ -1,0 +1,26 @@
+"""The exceptions of interlock.cluster."""
+
+from __future__ import annotations
+
+
+class ClusterError(Exception):
+    """Something went wrong talking to etcd that is not a plain outage (a refused request,
+    a corrupted key)."""
+
+
+class ClusterUnavailableError(ClusterError, ConnectionError):
+    """No etcd member answered within the cluster's timeout. Nothing was decided by the call
+    that raised it: a lock was not taken, a permit not consumed, an event not set (or, where
+    it cannot be known whether a write landed, the call says so in its message)."""
+
+
+class LockLostError(ClusterError):
+    """This process's hold on a cluster lock or semaphore permit was lost: its lease expired
+    (the process was cut off from the cluster for longer than the lease TTL, or stalled that
+    long), so etcd deleted the hold and another process may hold it now. Raised by
+    ``release()``, which then changes nothing: it never releases someone else's hold."""
+
+
+class NotHeldError(RuntimeError, AssertionError):
+    """A Condition was used without holding its lock. Both a RuntimeError (what threading
+    raises) and an AssertionError (what multiprocessing raises)."""

@@ -1,0 +1,226 @@
+"""What every cluster primitive shares: its keys, its `meta` record, transactions, waiting on a
+watch, and pickling."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import weakref
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from pyetcd import etcdrpc
+
+from . import _keys
+from ._errors import ClusterError
+from ._session import Session, _Compacted
+
+if TYPE_CHECKING:
+    from . import Cluster
+
+Op = Any  # an etcdrpc.RequestOp
+Cmp = Any  # an etcdrpc.Compare
+
+FOREVER = 3.0e7  # seconds; "no timeout" in the waits below
+
+
+def deadline_of(timeout: Optional[float]) -> Optional[float]:
+    """The monotonic deadline of a `timeout` in multiprocessing's sense (None: none; a
+    negative timeout means zero)."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, (str, bytes, bytearray)):  # float() would parse them
+        raise TypeError(f"must be real number, not {type(timeout).__name__}")
+    seconds = float(timeout)
+    if seconds != seconds:
+        raise ValueError("timeout must be a number, not NaN")
+    return time.monotonic() + max(0.0, min(seconds, FOREVER))
+
+
+def remaining(deadline: Optional[float]) -> Optional[float]:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+# ---- requests ------------------------------------------------------------------------------
+
+def put(key: bytes, value: bytes, lease: int = 0, keep_lease: bool = False) -> Op:
+    return etcdrpc.RequestOp(request_put=etcdrpc.PutRequest(
+        key=key, value=value, lease=lease, ignore_lease=keep_lease))
+
+
+def get(key: bytes, range_end: bytes = b"", **options: Any) -> Op:
+    return etcdrpc.RequestOp(request_range=etcdrpc.RangeRequest(
+        key=key, range_end=range_end, **options))
+
+
+def get_prefix(prefix: bytes, **options: Any) -> Op:
+    return get(prefix, _keys.prefix_end(prefix), **options)
+
+
+def delete(key: bytes, range_end: bytes = b"") -> Op:
+    return etcdrpc.RequestOp(request_delete_range=etcdrpc.DeleteRangeRequest(
+        key=key, range_end=range_end))
+
+
+def compare(key: bytes, target: str, result: str, value: Any,
+            range_end: bytes = b"") -> Cmp:
+    """Compare(key[, range], CREATE|MOD|VERSION|VALUE, EQUAL|GREATER|LESS|NOT_EQUAL, value).
+    Over a range, every key in it must satisfy the comparison; an empty range compares as one
+    key that does not exist (revisions and version 0)."""
+    c = etcdrpc.Compare(key=key, range_end=range_end,
+                        target=getattr(etcdrpc.Compare, target),
+                        result=getattr(etcdrpc.Compare, result))
+    if target == "CREATE":
+        c.create_revision = value
+    elif target == "MOD":
+        c.mod_revision = value
+    elif target == "VERSION":
+        c.version = value
+    else:
+        c.value = value
+    return c
+
+
+class Txn:
+    """The answer to a transaction: whether its comparisons held, the revision it ran at, and
+    the answers of its operations (ranges as lists of KeyValue messages)."""
+
+    def __init__(self, response: Any) -> None:
+        self.succeeded: bool = response.succeeded
+        self.revision: int = response.header.revision
+        self.results: List[Any] = []
+        for r in response.responses:
+            kind = r.WhichOneof("response")
+            if kind == "response_range":
+                self.results.append(list(r.response_range.kvs))
+            else:
+                self.results.append(getattr(r, kind))
+
+    def kvs(self, index: int) -> List[Any]:
+        return self.results[index]  # type: ignore[no-any-return]
+
+    def value(self, index: int) -> Optional[bytes]:
+        kvs = self.results[index]
+        return kvs[0].value if kvs else None
+
+
+# ---- the primitives' base ----------------------------------------------------------------
+
+class Primitive:
+    """A named primitive of a Cluster. Subclasses set `kind` and `_params()`."""
+
+    kind = ""
+
+    def __init__(self, cluster: "Cluster", name: str, prefix: Optional[bytes] = None) -> None:
+        self._cluster = cluster
+        self.name = _keys.check_name(name)
+        ns = cluster.namespace
+        self._prefix = prefix or f"/{ns}/{self.name}/".encode()
+        self._local = threading.Lock()  # guards this process's view of its holds
+        _live_primitives.add(self)
+
+    # -- identity, creation ---------------------------------------------------------------
+
+    def _params(self) -> Dict[str, Any]:
+        return {}
+
+    def _register(self) -> None:
+        """Creates the meta record, or checks that the existing one is this kind with these
+        parameters (ValueError otherwise)."""
+        key = self._key("meta")
+        mine = _keys.encode_meta(self.kind, self._params())
+        txn = self._txn([compare(key, "CREATE", "EQUAL", 0)], [put(key, mine)], [get(key)])
+        if not txn.succeeded:
+            theirs = txn.value(0) or b""
+            if theirs != mine:
+                raise ValueError(
+                    f"{self.name!r} in namespace {self._cluster.namespace!r} is already a "
+                    f"{_keys.describe_meta(theirs)}, not a {_keys.describe_meta(mine)}")
+
+    def _key(self, *parts: str) -> bytes:
+        return self._prefix + "/".join(parts).encode()
+
+    # -- talking to etcd -------------------------------------------------------------------
+
+    def _session(self) -> Session:
+        return self._cluster._session()
+
+    def _txn(self, compares: Sequence[Cmp], success: Sequence[Op],
+             failure: Sequence[Op] = (), deadline: Optional[float] = None) -> Txn:
+        request = etcdrpc.TxnRequest(compare=list(compares), success=list(success),
+                                     failure=list(failure))
+        return Txn(self._session().call("kv", "Txn", request, deadline))
+
+    def _read(self, *ops: Op, deadline: Optional[float] = None) -> Txn:
+        """Several reads at one revision (a transaction with no comparison)."""
+        return self._txn([], ops, deadline=deadline)
+
+    def _wait_for_change(self, key: bytes, range_end: bytes, after: int,
+                         deadline: Optional[float],
+                         done: Callable[[List[Any]], bool] = lambda events: True) -> bool:
+        """Sleeps until a change to [key, range_end) made after revision `after` for which
+        `done(events)` is true, or the deadline. True when such a change came. No change is
+        missed: the watch starts at revision after + 1, whatever happened since the read that
+        returned `after`. Interruptible (KeyboardInterrupt) in the main thread."""
+        session = self._session()
+        try:
+            with session.watches.watch(key, range_end, after + 1) as watch:
+                while True:
+                    left = remaining(deadline)
+                    if left is not None and left <= 0:
+                        return False
+                    # Short slices, so that Ctrl-C interrupts the wait promptly.
+                    events = watch.get(0.25 if left is None else min(left, 0.25))
+                    if events is not None and done(events):
+                        return True
+        except _Compacted:
+            return True  # the history is gone: look at the current state again
+
+    def _forget_holds(self) -> None:
+        """In a forked child: the parent's holds are not the child's (as a fork child of
+        CPython's does not own its parent's locks). Subclasses that keep holds clear them."""
+        self._local = threading.Lock()
+
+    # -- pickling --------------------------------------------------------------------------
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        return (_rebuild, (self._cluster._state(), type(self).__name__, self.name,
+                           self._params()))
+
+    def __repr__(self) -> str:
+        return f"<interlock.cluster.{type(self).__name__} {self.name!r}>"
+
+
+_live_primitives: "weakref.WeakSet[Primitive]" = weakref.WeakSet()
+
+
+def _forget_holds_in_child() -> None:
+    for primitive in list(_live_primitives):
+        primitive._forget_holds()
+
+
+os.register_at_fork(after_in_child=_forget_holds_in_child)
+
+
+def _rebuild(cluster_state: Tuple[Any, ...], kind: str, name: str,
+             params: Dict[str, Any]) -> Primitive:
+    """Unpickling: the same primitive, through this process's connection to the cluster."""
+    from . import _cluster_from_state
+
+    cluster = _cluster_from_state(cluster_state)
+    return cluster._cached(kind, name, **params)
+
+
+def event_types(events: List[Any]) -> List[Tuple[str, bytes]]:
+    """(PUT or DELETE, key) of each event."""
+    return [("DELETE" if e.type == 1 else "PUT", e.kv.key) for e in events]
+
+
+def load_json(raw: Optional[bytes], default: Any) -> Any:
+    if not raw:
+        return default
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise ClusterError(f"corrupted value in etcd: {raw[:60]!r}") from exc

@@ -1,0 +1,72 @@
+"""Fixtures of the interlock.cluster tests: real etcd servers (Debian's etcd-server package),
+started on 127.0.0.1 with free ports and temporary data directories, never faked.
+
+These tests need the extra (``pip install ".[cluster]"``) and the ``etcd`` program. Without
+the extra, the directory is not collected and the summary says so; without etcd, each test
+fails with the install hint. CI installs both.
+"""
+
+import uuid
+
+import pytest
+
+try:
+    import pyetcd  # noqa: F401  (the client of the cluster extra)
+    HAVE_CLIENT = True
+except ImportError:
+    HAVE_CLIENT = False
+    collect_ignore_glob = ["test_*.py"]
+
+# gRPC runs threads of its own in every process that talks to etcd, so CPython 3.12 and newer
+# warn when such a process forks. interlock makes that fork safe (no thread is inside gRPC at
+# the fork, docs/cluster.md), and these tests fork on purpose.
+FORK_WARNING = ("ignore:This process .* is multi-threaded, use of fork:DeprecationWarning")
+
+LEASE_TTL = 3.0  # seconds: short, so that the fault tests are quick
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "/tests/cluster/" in str(item.fspath):
+            item.add_marker(pytest.mark.cluster)
+            item.add_marker(pytest.mark.filterwarnings(FORK_WARNING))
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not HAVE_CLIENT:
+        terminalreporter.write_line(
+            "tests/cluster was not collected: the etcd client is missing "
+            "(pip install '.[cluster]')", yellow=True)
+
+
+@pytest.fixture(scope="session")
+def etcd():
+    """One etcd member for the whole session."""
+    from interlock.cluster.testing import EtcdCluster
+
+    with EtcdCluster(members=1) as server:
+        yield server
+
+
+@pytest.fixture
+def etcd3():
+    """A fresh 3-member etcd cluster on loopback, for a test that kills or stops members."""
+    from interlock.cluster.testing import EtcdCluster
+
+    with EtcdCluster(members=3) as server:
+        yield server
+
+
+def fresh_namespace():
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def cluster(etcd):
+    """A connection to the session's etcd, in a namespace of this test's own."""
+    from interlock import cluster as cl
+
+    c = cl.connect(etcd.endpoints, namespace=fresh_namespace(), lease_ttl=LEASE_TTL,
+                   timeout=10)
+    yield c
+    c.close()
