@@ -24,7 +24,7 @@ def acquire_and_report(lock, results, timeout):
         outcome = "acquired" if lock.acquire(timeout=timeout) else "timeout"
     except OwnerDiedError:
         outcome = "owner died"
-    results.put((outcome, time.monotonic() - start, lock.token))
+    results.put((outcome, time.monotonic() - start, getattr(lock, "token", None)))
     if outcome != "timeout":
         lock.release()
 
@@ -104,3 +104,61 @@ def barrier_party(barrier, results, timeout):
 
 def sleep_forever():
     time.sleep(3600)
+
+
+def stress_hammer(lock, sem, in_lock, in_sem, seconds, seed, results):
+    """Two threads of random acquires with random timeouts on a cluster Lock and a cluster
+    Semaphore(2), counting how many are inside each (shared Values): reports the peaks."""
+    import random
+    import threading
+
+    peaks = {"lock": 0, "sem": 0, "ops": 0}
+    guard = threading.Lock()
+
+    def enter(counter, key, work):
+        with counter.get_lock():
+            counter.value += 1
+            now = counter.value
+        with guard:
+            peaks[key] = max(peaks[key], now)
+        time.sleep(work)
+        with counter.get_lock():
+            counter.value -= 1
+
+    def run(rng):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            primitive, counter, key = rng.choice([(lock, in_lock, "lock"), (sem, in_sem, "sem")])
+            timeout = rng.choice([None, 0, -1, 0.05, 0.3, 2.0])
+            got = primitive.acquire(timeout=timeout) if timeout is not None else \
+                primitive.acquire()
+            if got:
+                try:
+                    enter(counter, key, rng.random() * 0.01)
+                finally:
+                    primitive.release()
+            with guard:
+                peaks["ops"] += 1
+
+    threads = [threading.Thread(target=run, args=(random.Random(seed * 10 + i),))
+               for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    results.put(peaks)
+
+
+def stress_ping_pong(cond, turn, me, rounds, results):
+    """Takes turns with another process through a cluster Condition, for `rounds` rounds:
+    each wait must be ended by the other's notify (a lost wake-up shows as a 30 s timeout)."""
+    lost = 0
+    for _ in range(rounds):
+        with cond:
+            while turn.value != me:
+                if not cond.wait(30):
+                    lost += 1
+                    break
+            turn.value = 1 - me
+            cond.notify()
+    results.put(("ping-pong", lost))

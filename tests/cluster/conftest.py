@@ -44,7 +44,7 @@ def etcd():
     """One etcd member for the whole session."""
     from interlock.cluster.testing import EtcdCluster
 
-    with EtcdCluster(members=1) as server:
+    with EtcdCluster(members=1, in_memory=True) as server:
         yield server
 
 
@@ -53,7 +53,7 @@ def etcd3():
     """A fresh 3-member etcd cluster on loopback, for a test that kills or stops members."""
     from interlock.cluster.testing import EtcdCluster
 
-    with EtcdCluster(members=3) as server:
+    with EtcdCluster(members=3, in_memory=True) as server:
         yield server
 
 

@@ -18,7 +18,10 @@ Protocol (a fair queue, as etcd's own mutex recipe):
   transaction that compares the key's create revision first, so a process can only ever
   delete its own hold. If the key is gone, the hold was lost (its lease expired) and
   release() raises LockLostError, changing nothing.
-* A non-blocking acquire is one transaction: "if the queue is empty, put my key".
+* Acquiring a free lock is one transaction: "if the queue is empty, put my key and swap the
+  holder record; else put my key (unless the call may not wait) and tell me the newest key
+  before it". A hand-off costs the releaser's transaction, one watch event and the new
+  owner's confirming transaction.
 * multiprocessing lets any process release a Lock: releasing one this process does not hold
   deletes the current owner's key, marks the holder record released, and leaves a marker
   ``r/<key>`` on the owner's lease, by which the owner later tells "released on my behalf"
@@ -120,64 +123,61 @@ class Lock(Primitive):
                     record.get("key") != mine.decode())
 
     def _take(self, deadline: Optional[float]) -> Optional[Tuple[_Hold, bool]]:
+        """One transaction takes a free lock (and swaps the holder record); on a held lock
+        the same transaction joins the queue (unless the call may not wait) and returns the
+        key just before ours, whose deletion is then watched from that revision on. After it,
+        one transaction confirms ownership, or names the new predecessor."""
         session = self._session()
         queue = self._queue()
         holder = self._key("holder")
+        blocking = deadline is None or remaining(deadline) > 0
         while True:
             lease = session.lease()
             key = self._key("q", session.new_id())
-            if deadline is not None and remaining(deadline) == 0:
-                return self._try_once(key, lease)
-            # Join the queue (conditional on the key's absence: safe to retry).
-            t = self._txn([compare(key, "CREATE", "EQUAL", 0)], [put(key, b"", lease)],
-                          [get(key)])
-            revision = t.revision if t.succeeded else t.kvs(0)[0].create_revision
+            t = self._txn(
+                [compare(queue, "CREATE", "EQUAL", 0, range_end=prefix_end(queue))],
+                [put(key, b"", lease), get(holder), put(holder, self._holder_record(key, False)),
+                 get(key)],
+                [get_prefix(queue, limit=1, sort_target=2, sort_order=2),  # CREATE, DESCEND
+                 get(key)] + ([put(key, b"", lease)] if blocking else []))
+            if t.succeeded:
+                hold = _Hold(key, t.kvs(3)[0].create_revision, lease)
+                return hold, self._owner_died(t.value(1), key)
+            last, mine = t.kvs(0), t.kvs(1)
+            if mine:
+                # A retried transaction whose first attempt landed: our key is in the queue.
+                revision, before, seen = mine[0].create_revision, None, t.revision
+                if not blocking:  # it landed as the success branch: the lock is ours
+                    return _Hold(key, revision, lease), False
+            elif not blocking:
+                return None
+            else:
+                revision, before, seen = t.revision, last[0].key, t.revision
             try:
                 while True:
-                    look = self._read(
-                        get_prefix(queue, max_create_revision=revision - 1, limit=1,
-                                   sort_target=2, sort_order=2),  # CREATE, DESCEND
-                        get(key))
-                    if not look.kvs(1):
-                        break  # our key is gone (our lease was lost): queue up again
-                    if not look.kvs(0):
-                        # No older key: we own the lock. Confirm, and swap the holder record.
-                        c = self._txn(
-                            [compare(key, "CREATE", "EQUAL", revision),
-                             compare(queue, "CREATE", "GREATER", revision - 1,
-                                     range_end=prefix_end(queue))],
-                            [get(holder), put(holder, self._holder_record(key, False))])
-                        if c.succeeded:
-                            return _Hold(key, revision, lease), self._owner_died(c.value(0), key)
-                        continue
-                    before = look.kvs(0)[0].key
-                    if not self._wait_for_change(
-                            before, b"", look.revision, deadline,
+                    if before is not None and not self._wait_for_change(
+                            before, b"", seen, deadline,
                             lambda events: any(e.type == 1 for e in events)):  # a DELETE
                         self._leave(key, revision)
                         return None
+                    # No older key left: we own the lock. Confirm, and swap the holder record;
+                    # or learn the key now just before ours.
+                    c = self._txn(
+                        [compare(key, "CREATE", "EQUAL", revision),
+                         compare(queue, "CREATE", "GREATER", revision - 1,
+                                 range_end=prefix_end(queue))],
+                        [get(holder), put(holder, self._holder_record(key, False))],
+                        [get_prefix(queue, max_create_revision=revision - 1, limit=1,
+                                    sort_target=2, sort_order=2), get(key)])
+                    if c.succeeded:
+                        return _Hold(key, revision, lease), self._owner_died(c.value(0), key)
+                    if not c.kvs(1):
+                        break  # our key is gone (our lease was lost): queue up again
+                    before, seen = c.kvs(0)[0].key, c.revision
             except BaseException:
                 self._leave(key, revision)  # Ctrl-C, or the cluster became unreachable
                 raise
-            self._txn([], [delete(self._key("r", key.rsplit(b"/", 1)[1].decode()))])
-
-    def _try_once(self, key: bytes, lease: int) -> Optional[Tuple[_Hold, bool]]:
-        """acquire(False): one transaction; a retried one that finds its own key, alone in the
-        queue, learns that its first attempt landed."""
-        queue = self._queue()
-        holder = self._key("holder")
-        t = self._txn(
-            [compare(queue, "CREATE", "EQUAL", 0, range_end=prefix_end(queue))],
-            [put(key, b"", lease), get(holder), put(holder, self._holder_record(key, False)),
-             get(key)],
-            [get_prefix(queue, limit=1, sort_target=2, sort_order=1), get(key)])
-        if t.succeeded:
-            revision = t.kvs(3)[0].create_revision
-            return _Hold(key, revision, lease), self._owner_died(t.value(1), key)
-        first, mine = t.kvs(0), t.kvs(1)
-        if mine and first and first[0].key == key:
-            return _Hold(key, mine[0].create_revision, lease), False
-        return None
+            self._txn([], [delete(self._marker(key))])
 
     def _leave(self, key: bytes, revision: int) -> None:
         """Gives up a place in the queue (best effort: the lease removes it otherwise)."""

@@ -79,10 +79,11 @@ class Config:
             creds = MultiEndpointEtcd3Client.get_secure_creds(
                 opts["ca_cert"], opts.get("cert_key"), opts.get("cert_cert"))
         grpc_options = [
-            # Notice a silent member (stopped, cut off) within seconds, even on an idle stream.
-            # (etcd refuses pings more often than every 5 s: --grpc-keepalive-min-time)
+            # Notice a silent member (stopped, cut off) within seconds while a call or the
+            # watch stream is open. etcd answers pings sent more often than every 5 s, or
+            # with no call open, with GOAWAY (--grpc-keepalive-min-time, and no
+            # PermitWithoutStream): so every 10 s, and only while calls are open.
             ("grpc.keepalive_time_ms", 10000), ("grpc.keepalive_timeout_ms", 5000),
-            ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.max_pings_without_data", 0),
         ]
         endpoints = [Endpoint(host, port, secure=secure, creds=creds,

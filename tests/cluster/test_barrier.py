@@ -1,0 +1,70 @@
+"""interlock.cluster Barrier."""
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+import cluster_workers as cw
+
+
+def test_single_party_and_arguments(cluster):
+    b = cluster.Barrier("one", 1)
+    assert b.wait() == 0 and b.wait() == 0
+    assert b.parties == 1 and b.n_waiting == 0 and not b.broken
+    for parties, error in ((0, ValueError), (-1, ValueError), ("2", TypeError),
+                           (2.0, TypeError)):
+        with pytest.raises(error):
+            cluster.Barrier("bad", parties)
+    with pytest.raises(TypeError):
+        cluster.Barrier("bad", 2, action=5)
+
+
+def test_indices_are_unique_across_processes(cluster, ctx):
+    b = cluster.Barrier("round", 3)
+    results = ctx.Queue()
+    parties = [ctx.Process(target=cw.barrier_party, args=(b, results, 60)) for _ in range(2)]
+    for p in parties:
+        p.start()
+    mine = b.wait(60)
+    theirs = [results.get(timeout=60) for _ in parties]
+    for p in parties:
+        p.join(30)
+    assert sorted([mine, *theirs]) == [0, 1, 2]
+
+
+def test_timeout_abort_and_reset(cluster):
+    b = cluster.Barrier("t", 2)
+    start = time.monotonic()
+    with pytest.raises(threading.BrokenBarrierError):
+        b.wait(0.3)
+    assert time.monotonic() - start < 10
+    assert b.broken
+    with pytest.raises(threading.BrokenBarrierError):
+        b.wait(1)
+    b.reset()
+    assert not b.broken
+    b.abort()
+    assert b.broken
+    b.reset()
+    assert not b.broken
+
+
+def test_a_killed_party_breaks_the_barrier_for_the_others(cluster, ctx):
+    b = cluster.Barrier("dead-party", 3)
+    results = ctx.Queue()
+    doomed = ctx.Process(target=cw.barrier_party, args=(b, results, 3600))
+    doomed.start()
+    deadline = time.monotonic() + 30
+    while b.n_waiting < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.kill(doomed.pid, signal.SIGKILL)
+    doomed.join(10)
+    killed_at = time.monotonic()
+    with pytest.raises(threading.BrokenBarrierError):
+        b.wait(60)
+    assert time.monotonic() - killed_at < 3.0 + 1 + 3  # TTL + 1 s, and slack
+    assert b.broken

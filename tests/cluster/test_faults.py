@@ -1,0 +1,211 @@
+"""Faults with real processes against a real 3-member etcd cluster: the etcd leader killed, a
+member stopped and resumed, and a client cut off from the cluster by a real network partition
+(a network namespace and a veth pair made by the test)."""
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import pytest
+
+import cluster_workers as cw
+from interlock import OwnerDiedError
+from interlock import cluster as cl
+
+TTL = 3.0
+
+
+def _connect(etcd3, namespace):
+    return cl.connect(etcd3.endpoints, namespace=namespace, lease_ttl=TTL, timeout=20)
+
+
+def _contended_counter(ctx, lock, path, workers=3, times=40):
+    children = [ctx.Process(target=cw.add_under_lock, args=(lock, str(path), times))
+                for _ in range(workers)]
+    for c in children:
+        c.start()
+    return children
+
+
+def _finish(children):
+    for c in children:
+        c.join(300)
+        assert c.exitcode == 0, f"a worker failed (exit code {c.exitcode})"
+
+
+@pytest.mark.parametrize("start_method", ["spawn"])
+def test_killing_the_leader_keeps_mutual_exclusion(etcd3, tmp_path, start_method):
+    import multiprocessing as mp
+
+    ctx = mp.get_context(start_method)
+    c = _connect(etcd3, f"faults-{uuid.uuid4().hex[:8]}")
+    try:
+        lock = c.Lock("counter")
+        path = tmp_path / "counter"
+        path.write_text("0")
+        children = _contended_counter(ctx, lock, path)
+        _wait_for_progress(path, 10)
+        leader = etcd3.leader()
+        leader.kill()
+        _finish(children)
+        assert path.read_text() == "120"  # 3 workers x 40 increments, none lost or doubled
+        assert not lock.locked()
+    finally:
+        c.close()
+
+
+def test_a_stopped_member_does_not_stop_the_clients(etcd3, tmp_path):
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    c = _connect(etcd3, f"faults-{uuid.uuid4().hex[:8]}")
+    try:
+        lock = c.Lock("counter")
+        path = tmp_path / "counter"
+        path.write_text("0")
+        children = _contended_counter(ctx, lock, path)
+        _wait_for_progress(path, 10)
+        member = etcd3.members[0]  # the first endpoint: where every client starts
+        member.stop()
+        try:
+            _wait_for_progress(path, int(path.read_text()) + 20, timeout=120)
+        finally:
+            member.resume()
+        _finish(children)
+        assert path.read_text() == "120"
+    finally:
+        c.close()
+
+
+def _wait_for_progress(path, at_least, timeout=120):
+    deadline = time.monotonic() + timeout
+    while int(path.read_text() or 0) < at_least:
+        assert time.monotonic() < deadline, "the workload made no progress"
+        time.sleep(0.05)
+
+
+# ---- a real partition --------------------------------------------------------------------
+
+HOST_ADDR, CLIENT_ADDR = "10.213.47.1", "10.213.47.2"  # the test's own veth pair
+
+
+class Partition:
+    """A network namespace joined to this one by a veth pair; cut() and heal() take the
+    link down and up, so the client inside loses the cluster for real."""
+
+    def __init__(self):
+        tag = uuid.uuid4().hex[:6]
+        self.ns, self.host_if, self.ns_if = f"il-{tag}", f"ilh{tag}", f"iln{tag}"
+
+    def __enter__(self):
+        run = self._run
+        run("ip", "netns", "add", self.ns)
+        run("ip", "link", "add", self.host_if, "type", "veth", "peer", "name", self.ns_if)
+        run("ip", "link", "set", self.ns_if, "netns", self.ns)
+        run("ip", "addr", "add", f"{HOST_ADDR}/30", "dev", self.host_if)
+        run("ip", "link", "set", self.host_if, "up")
+        run("ip", "-n", self.ns, "addr", "add", f"{CLIENT_ADDR}/30", "dev", self.ns_if)
+        run("ip", "-n", self.ns, "link", "set", self.ns_if, "up")
+        run("ip", "-n", self.ns, "link", "set", "lo", "up")
+        return self
+
+    def cut(self):
+        self._run("ip", "link", "set", self.host_if, "down")
+
+    def heal(self):
+        self._run("ip", "link", "set", self.host_if, "up")
+
+    def __exit__(self, *exc):
+        subprocess.run(["ip", "link", "del", self.host_if], capture_output=True)
+        subprocess.run(["ip", "netns", "del", self.ns], capture_output=True)
+
+    @staticmethod
+    def _run(*argv):
+        subprocess.run(argv, check=True, capture_output=True)
+
+
+PARTITIONED_HOLDER = r"""
+import sys, time
+from interlock import cluster
+from interlock.cluster import LockLostError
+c = cluster.connect(sys.argv[1].split(","), namespace=sys.argv[2], lease_ttl=3, timeout=5)
+lock = c.Lock("partitioned")
+lock.acquire()
+print("held", lock.token, flush=True)
+sys.stdin.readline()  # the test cuts the link, takes the lock, heals, then says go
+lost = lock.lost
+try:
+    lock.release()
+    print("released", lost, flush=True)
+except LockLostError:
+    print("LockLostError", lost, flush=True)
+c.close()
+"""
+
+
+def _can_make_namespaces():
+    if shutil.which("ip") is None or os.geteuid() != 0:
+        return False
+    probe = f"il-probe-{uuid.uuid4().hex[:6]}"
+    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True)
+    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+    return made.returncode == 0
+
+
+def test_a_partitioned_holder_loses_its_hold_and_release_raises(tmp_path):
+    if not _can_make_namespaces():
+        if os.environ.get("CI"):
+            pytest.fail("CI must be able to make network namespaces (root and iproute2)")
+        pytest.skip("needs root and iproute2 to make a network namespace")
+    from interlock.cluster.testing import EtcdCluster
+
+    with Partition() as net, \
+            EtcdCluster(members=3, client_hosts=("127.0.0.1", HOST_ADDR), in_memory=True) as etcd:
+        namespace = f"partition-{uuid.uuid4().hex[:8]}"
+        reachable = ",".join(f"{HOST_ADDR}:{m.client_port}" for m in etcd.members)
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+        holder = subprocess.Popen(
+            ["ip", "netns", "exec", net.ns, sys.executable, "-c", PARTITIONED_HOLDER,
+             reachable, namespace],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        try:
+            line = _readline(holder, 60)
+            assert line.startswith("held"), line
+            their_token = int(line.split()[1])
+            c = cl.connect(etcd.endpoints, namespace=namespace, lease_ttl=TTL)
+            try:
+                lock = c.Lock("partitioned")
+                assert lock.acquire(timeout=0.5) is False  # held across the link
+                net.cut()
+                cut_at = time.monotonic()
+                with pytest.raises(OwnerDiedError):  # their lease expired behind the cut
+                    lock.acquire(timeout=TTL + 15)
+                assert time.monotonic() - cut_at < TTL + 1 + 5
+                mine = lock.token
+                assert mine > their_token
+                net.heal()
+                holder.stdin.write("go\n")
+                holder.stdin.flush()
+                outcome = _readline(holder, 60).split()
+                assert outcome == ["LockLostError", "True"]
+                assert lock.locked() and lock.token == mine  # their release left ours alone
+                lock.release()
+            finally:
+                c.close()
+        finally:
+            holder.kill()
+            holder.communicate()  # reaps it and closes the pipes
+
+
+def _readline(process, timeout):
+    result = []
+    reader = threading.Thread(target=lambda: result.append(process.stdout.readline()))
+    reader.daemon = True
+    reader.start()
+    reader.join(timeout)
+    assert result, "the partitioned client said nothing"
+    return result[0].strip()
