@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from ._errors import LeaseNotFound
 from ._keys import prefix_end
 from ._primitive import (Primitive, compare, deadline_of, delete, get, get_prefix, load_json,
                          put)
@@ -54,7 +55,7 @@ class Barrier(Primitive):
         self._timeout = timeout
         self._register()
 
-    def _params(self) -> dict:
+    def _params(self) -> Dict[str, Any]:
         return {"parties": self._parties}
 
     def __reduce__(self) -> Tuple[Any, ...]:
@@ -128,17 +129,20 @@ class Barrier(Primitive):
             free = [i for i in range(self._parties) if i not in taken]
             if not free:
                 # The round is full and its last party is finishing it: wait for the next.
-                if not self._wait_for_change(self._key("gen"), b"", revision, deadline):
+                if self._wait_for_change(self._key("gen"), b"", revision, deadline) is False:
                     self._break()
                     raise threading.BrokenBarrierError
                 continue
             index = free[0]
             slot = self._key("a", str(gen), f"{index:08d}")
             op = session.op_id().encode()
-            t = self._txn([self._gen_unchanged(raw),
-                           compare(self._key("broken"), "CREATE", "EQUAL", 0),
-                           compare(slot, "CREATE", "EQUAL", 0)],
-                          [put(slot, op, session.lease())], [get(slot)])
+            try:
+                t = self._txn([self._gen_unchanged(raw),
+                               compare(self._key("broken"), "CREATE", "EQUAL", 0),
+                               compare(slot, "CREATE", "EQUAL", 0)],
+                              [put(slot, op, session.lease())], [get(slot)])
+            except LeaseNotFound:
+                continue  # refused whole: again, on a new lease
             if t.succeeded or t.value(0) == op:
                 break
         try:
@@ -190,13 +194,13 @@ class Barrier(Primitive):
 
         prefix = self._prefix
         while not outcome:
-            if not self._wait_for_change(prefix, prefix_end(prefix), revision, deadline,
-                                         decide):
+            if self._wait_for_change(prefix, prefix_end(prefix), revision, deadline,
+                                     decide) is False:
                 self._break()  # timed out: the barrier breaks, as threading.Barrier's does
                 raise threading.BrokenBarrierError
             if outcome:
                 break
-            # The history was compacted away: judge from the state itself.
+            # The changes since `revision` cannot all be seen: judge from the state itself.
             now, raw, broken, _, revision = self._look()
             if now > gen:
                 outcome.append("released" if load_json(raw, {}).get("via") == "round"

@@ -16,10 +16,10 @@ it can never be counted, nor block or absorb a notify.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Callable, Dict, Optional, TypeVar
 
 from .. import OwnerDiedError
-from ._errors import NotHeldError
+from ._errors import LeaseNotFound, NotHeldError
 from ._keys import prefix_end
 from ._lock import Lock, RLock
 from ._primitive import (Primitive, compare, deadline_of, delete, get, get_prefix, put,
@@ -64,7 +64,7 @@ class Condition(Primitive):
         self._lock = lock
         self._register()
 
-    def _params(self) -> dict:
+    def _params(self) -> Dict[str, Any]:
         return {"lock": self._lock_name}
 
     def __reduce__(self) -> Any:
@@ -95,17 +95,30 @@ class Condition(Primitive):
         self._check_owned("wait")
         deadline = deadline_of(timeout)
         session = self._session()
+        waiting = self._key("w", "")
         key = self._key("w", session.new_id())
-        t = self._txn([compare(key, "CREATE", "EQUAL", 0)], [put(key, b"", session.lease())],
-                      [get(key)])
+        while True:
+            try:
+                t = self._txn([compare(key, "CREATE", "EQUAL", 0)],
+                              [put(key, b"", session.lease())], [get(key)])
+                break
+            except LeaseNotFound:
+                continue  # refused whole: again, on a new lease
         revision = t.revision if t.succeeded else t.kvs(0)[0].create_revision
         saved = self._lock._release_save()
-        notified = False
         try:
-            if remaining(deadline) != 0:
-                notified = self._wait_for_change(
-                    key, b"", revision, deadline,
-                    lambda events: any(e.type == 1 or e.kv.value == b"n" for e in events))
+            after = revision
+            while remaining(deadline) != 0:
+                changed = self._wait_for_change(
+                    waiting, prefix_end(waiting), after, deadline,
+                    lambda events: any(e.kv.key == key and (e.type == 1 or e.kv.value == b"n")
+                                       for e in events))
+                if changed is not None:
+                    break
+                look = self._read(get(key))  # the watch cannot vouch for the past: look
+                if look.value(0) != b"":
+                    break  # marked (or gone)
+                after = look.revision
         finally:
             # Leave: remove the key unless a notify marked it meanwhile (then it was ours).
             try:

@@ -24,3 +24,8 @@ class LockLostError(ClusterError):
 class NotHeldError(RuntimeError, AssertionError):
     """A Condition was used without holding its lock. Both a RuntimeError (what threading
     raises) and an AssertionError (what multiprocessing raises)."""
+
+
+class LeaseNotFound(ClusterError):
+    """(internal) etcd refused a key on this process's lease, which has expired. The request
+    changed nothing; the primitives retry it on a new lease, where that is safe."""

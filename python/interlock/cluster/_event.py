@@ -41,11 +41,11 @@ class Event(Primitive):
                 return True
             if remaining(deadline) == 0:
                 return False
-            if self._wait_for_change(flag, b"", t.revision, deadline,
-                                     lambda events: any(e.kv.value == b"1" and e.type == 0
-                                                        for e in events)):
-                return True
-            return False
+            changed = self._wait_for_change(
+                flag, b"", t.revision, deadline,
+                lambda events: any(e.kv.value == b"1" and e.type == 0 for e in events))
+            if changed is not None:
+                return changed  # True: set meanwhile (even if cleared since); False: timeout
 
     def __repr__(self) -> str:
         # multiprocessing's format (CPython's tests check it), with the name.

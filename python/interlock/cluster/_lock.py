@@ -38,13 +38,14 @@ from __future__ import annotations
 import json
 import operator
 import threading
-from typing import Any, Optional, Tuple
+import time
+from typing import Any, Callable, List, Optional, Tuple
 
 from .. import OwnerDiedError
-from ._errors import LockLostError
+from ._errors import LeaseNotFound, LockLostError
 from ._keys import prefix_end
 from ._primitive import (Primitive, compare, deadline_of, delete, get, get_prefix, load_json,
-                         put, remaining)
+                         put)
 
 
 class _Hold:
@@ -58,6 +59,11 @@ class _Hold:
         self.revision = revision
         self.lease = lease
         self.thread = threading.get_ident()
+
+
+def _deleted(key: bytes) -> Callable[[List[Any]], bool]:
+    """Whether a batch of watch events deletes `key`."""
+    return lambda events: any(e.type == 1 and e.kv.key == key for e in events)
 
 
 def _block_flag(block: Any) -> bool:
@@ -130,16 +136,19 @@ class Lock(Primitive):
         session = self._session()
         queue = self._queue()
         holder = self._key("holder")
-        blocking = deadline is None or remaining(deadline) > 0
+        blocking = deadline is None or deadline > time.monotonic()
         while True:
             lease = session.lease()
             key = self._key("q", session.new_id())
-            t = self._txn(
-                [compare(queue, "CREATE", "EQUAL", 0, range_end=prefix_end(queue))],
-                [put(key, b"", lease), get(holder), put(holder, self._holder_record(key, False)),
-                 get(key)],
-                [get_prefix(queue, limit=1, sort_target=2, sort_order=2),  # CREATE, DESCEND
-                 get(key)] + ([put(key, b"", lease)] if blocking else []))
+            try:
+                t = self._txn(
+                    [compare(queue, "CREATE", "EQUAL", 0, range_end=prefix_end(queue))],
+                    [put(key, b"", lease), get(holder),
+                     put(holder, self._holder_record(key, False)), get(key)],
+                    [get_prefix(queue, limit=1, sort_target=2, sort_order=2),  # CREATE, DESC
+                     get(key)] + ([put(key, b"", lease)] if blocking else []))
+            except LeaseNotFound:
+                continue  # refused whole: again, on a new lease
             if t.succeeded:
                 hold = _Hold(key, t.kvs(3)[0].create_revision, lease)
                 return hold, self._owner_died(t.value(1), key)
@@ -155,9 +164,9 @@ class Lock(Primitive):
                 revision, before, seen = t.revision, last[0].key, t.revision
             try:
                 while True:
-                    if before is not None and not self._wait_for_change(
-                            before, b"", seen, deadline,
-                            lambda events: any(e.type == 1 for e in events)):  # a DELETE
+                    if before is not None and self._wait_for_change(
+                            queue, prefix_end(queue), seen, deadline,
+                            _deleted(before)) is False:
                         self._leave(key, revision)
                         return None
                     # No older key left: we own the lock. Confirm, and swap the holder record;

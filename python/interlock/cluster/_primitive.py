@@ -14,7 +14,7 @@ from pyetcd import etcdrpc
 
 from . import _keys
 from ._errors import ClusterError
-from ._session import Session, _Compacted
+from ._session import Session
 
 if TYPE_CHECKING:
     from . import Cluster
@@ -158,24 +158,38 @@ class Primitive:
 
     def _wait_for_change(self, key: bytes, range_end: bytes, after: int,
                          deadline: Optional[float],
-                         done: Callable[[List[Any]], bool] = lambda events: True) -> bool:
+                         done: Callable[[List[Any]], bool] = lambda events: True
+                         ) -> Optional[bool]:
         """Sleeps until a change to [key, range_end) made after revision `after` for which
-        `done(events)` is true, or the deadline. True when such a change came. No change is
-        missed: the watch starts at revision after + 1, whatever happened since the read that
-        returned `after`. Interruptible (KeyboardInterrupt) in the main thread."""
-        session = self._session()
-        try:
-            with session.watches.watch(key, range_end, after + 1) as watch:
+        `done(events)` is true (True), or the deadline (False); None when the changes since
+        `after` cannot all be seen (a new watch, or a buffer overrun): the caller then looks
+        at the state again and waits from that revision. So no change is missed between a
+        read at revision `after` and this wait: the session's standing watch on the range
+        holds every change after the revision at which etcd confirmed it (Watch).
+        Interruptible (KeyboardInterrupt) in the main thread: it sleeps in slices of 0.25 s."""
+        watch = self._session().watches.standing(key, range_end, deadline)
+        with watch.cond:
+            watch.waiting += 1
+            try:
                 while True:
+                    if watch.error is not None:
+                        raise watch.error
+                    complete = watch.complete_after
+                    if complete is None or after < complete or after < watch.dropped_through:
+                        return None
+                    new = [event for revision, event in watch.buffer if revision > after]
+                    if new:
+                        after = new[-1].kv.mod_revision
+                        if done(new):
+                            return True
+                        continue
                     left = remaining(deadline)
                     if left is not None and left <= 0:
                         return False
-                    # Short slices, so that Ctrl-C interrupts the wait promptly.
-                    events = watch.get(0.25 if left is None else min(left, 0.25))
-                    if events is not None and done(events):
-                        return True
-        except _Compacted:
-            return True  # the history is gone: look at the current state again
+                    watch.cond.wait(0.25 if left is None else min(left, 0.25))
+            finally:
+                watch.waiting -= 1
+                watch.last_used = time.monotonic()
 
     def _forget_holds(self) -> None:
         """In a forked child: the parent's holds are not the child's (as a fork child of
@@ -209,7 +223,8 @@ def _rebuild(cluster_state: Tuple[Any, ...], kind: str, name: str,
     from . import _cluster_from_state
 
     cluster = _cluster_from_state(cluster_state)
-    return cluster._cached(kind, name, **params)
+    primitive: Primitive = cluster._cached(kind, name, **params)
+    return primitive
 
 
 def event_types(events: List[Any]) -> List[Tuple[str, bytes]]:

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import json
 import operator
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
-from ._errors import LockLostError
+from ._errors import LeaseNotFound, LockLostError
 from ._keys import prefix_end
 from ._lock import _block_flag
 from ._primitive import (Primitive, compare, deadline_of, delete, get, get_prefix, load_json,
@@ -59,7 +59,7 @@ class Semaphore(Primitive):
         self._txn([compare(self._key("total"), "CREATE", "EQUAL", 0)],
                   [put(self._key("total"), self._total_record(self._value, ""))])
 
-    def _params(self) -> dict:
+    def _params(self) -> Dict[str, Any]:
         return {"value": self._value}
 
     def _forget_holds(self) -> None:
@@ -91,10 +91,14 @@ class Semaphore(Primitive):
             if total - held > 0:
                 key = self._key("h", session.new_id())
                 lease = session.lease()
-                t = self._txn(
-                    [compare(self._key("total"), "MOD", "EQUAL", mod),
-                     compare(holders, "MOD", "LESS", revision + 1, range_end=prefix_end(holders))],
-                    [put(key, b"", lease)], [get(key)])
+                try:
+                    t = self._txn(
+                        [compare(self._key("total"), "MOD", "EQUAL", mod),
+                         compare(holders, "MOD", "LESS", revision + 1,
+                                 range_end=prefix_end(holders))],
+                        [put(key, b"", lease)], [get(key)])
+                except LeaseNotFound:
+                    continue  # refused whole: again, on a new lease
                 if t.succeeded or t.kvs(0):  # (a retried put finds its own key)
                     revision_taken = t.revision if t.succeeded else t.kvs(0)[0].create_revision
                     with self._local:
@@ -103,8 +107,8 @@ class Semaphore(Primitive):
                 continue  # someone else took or gave one meanwhile: look again
             if remaining(deadline) == 0:
                 return False
-            if not self._wait_for_change(self._prefix, prefix_end(self._prefix), revision,
-                                         deadline):
+            if self._wait_for_change(self._prefix, prefix_end(self._prefix), revision,
+                                     deadline) is False:
                 return False
 
     def __enter__(self) -> bool:

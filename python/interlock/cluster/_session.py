@@ -24,6 +24,7 @@ process makes a session of its own, with its own lease, as every process is its 
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import itertools
 import os
@@ -31,18 +32,18 @@ import queue
 import threading
 import time
 import weakref
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 import grpc
 
-from ._errors import ClusterError, ClusterUnavailableError
+from ._errors import ClusterError, ClusterUnavailableError, LeaseNotFound
 
 try:
     from pyetcd import etcdrpc
     from pyetcd.client import Endpoint, MultiEndpointEtcd3Client
-except ImportError as exc:  # pragma: no cover - the extra is missing
+except ImportError:  # pragma: no cover - the extra is missing (the cause stays chained)
     raise ImportError(
-        "interlock.cluster needs an etcd client: pip install 'interlock[cluster]'") from exc
+        "interlock.cluster needs an etcd client: pip install 'interlock[cluster]'")
 
 # gRPC codes that mean "try again, maybe elsewhere": the member is down, cut off, stopped,
 # electing a leader, or overloaded. Anything else is a refusal.
@@ -108,7 +109,7 @@ class Session:
         # The lease: its id, when it was last confirmed alive, and leases known to be lost.
         self._lease_id = 0
         self._renewed_at = 0.0
-        self._lost_leases: set = set()
+        self._lost_leases: Set[int] = set()
         self._stop = threading.Event()
         self._keepalive_thread: Optional[threading.Thread] = None
         self.watches = WatchHub(self)
@@ -169,11 +170,14 @@ class Session:
             except _Unavailable as exc:
                 failure = str(exc)
             except grpc.RpcError as exc:
-                code = exc.code()  # type: ignore[attr-defined]
+                code = exc.code()
                 if code not in RETRYABLE:
-                    details = exc.details()  # type: ignore[attr-defined]
+                    details = exc.details()
+                    if code == grpc.StatusCode.NOT_FOUND and "lease not found" in str(details):
+                        self._lease_gone()
+                        raise LeaseNotFound(f"etcd refused {method}: {details}") from exc
                     raise ClusterError(f"etcd refused {method}: {details}") from exc
-                failure = f"{code.name}: {exc.details()}"  # type: ignore[attr-defined]
+                failure = f"{code.name}: {exc.details()}"
                 self._endpoint_failed()
             time.sleep(min(pause, max(0.0, end - time.monotonic())))
             pause = min(pause * 2, 0.2)
@@ -211,6 +215,13 @@ class Session:
                 self._renewed_at = sent
                 self._start_keepalive()
                 return self._lease_id
+
+    def _lease_gone(self) -> None:
+        """etcd no longer knows our lease (it expired while this process was stopped or cut
+        off, before the keep-alive noticed): the next key goes on a new one."""
+        with self._lock:
+            if self._lease_id:
+                self._lost_leases.add(self._lease_id)
 
     def lease_lost(self, lease_id: int) -> bool:
         """True when keys on `lease_id` may be gone: etcd said the lease expired, or it has not
@@ -259,8 +270,15 @@ class Session:
         request = etcdrpc.LeaseKeepAliveRequest(ID=lease_id)
 
         def once(stub: Any, **kwargs: Any) -> Any:
-            for response in stub.LeaseKeepAlive(iter([request]), **kwargs):
-                return response
+            # One request, one answer, then the stream is cancelled: an open stream keeps a
+            # gRPC thread polling, and a fork while it polls would leave the child's gRPC
+            # unusable (see _ForkGate).
+            call = stub.LeaseKeepAlive(iter([request]), **kwargs)
+            try:
+                for response in call:
+                    return response
+            finally:
+                call.cancel()
             raise grpc.RpcError()
 
         response = self.call_streaming("lease", once, deadline)
@@ -344,40 +362,62 @@ class _Unavailable(Exception):
 # ---- watches ---------------------------------------------------------------------------
 
 class Watch:
-    """Changes to one key or range from a revision on. ``get(timeout)`` returns the next batch
-    of events (pyetcd's Event messages, with ``.type`` and ``.kv``) or None on timeout; it
-    raises ClusterUnavailableError when the stream has been down longer than the cluster's
-    timeout, and _Compacted when etcd has forgotten the revisions it was to start from."""
+    """A standing watch on one key or range: every change made after revision
+    ``complete_after`` is (or will be) in ``buffer``, in revision order, until the session
+    closes. Waiters share it (see Primitive._wait_for_change); etcd's stream fills it.
 
-    def __init__(self, hub: "WatchHub", key: bytes, range_end: bytes, start_revision: int):
+    A standing watch is created from "now" (so that etcd serves it at once: a watch that
+    starts at a past revision waits for etcd's background catch-up, up to 100 ms) and, after
+    a broken stream, is re-created from the revision after the last event it received, so it
+    never has a gap. The buffer keeps the latest BUFFER events; a waiter that needs older ones
+    is told to look at the state again, never left waiting for a change it missed."""
+
+    BUFFER = 4096
+
+    def __init__(self, hub: "WatchHub", key: bytes, range_end: bytes) -> None:
         self.hub = hub
         self.key = key
         self.range_end = range_end
-        self.next_revision = start_revision
+        self.next_revision = 0  # 0: from now (first creation); else resume from here
         self.watch_id: Optional[int] = None
-        self.events: "queue.Queue[Any]" = queue.Queue()
+        self.cond = threading.Condition(threading.Lock())
+        self.buffer: "collections.deque[Tuple[int, Any]]" = collections.deque(
+            maxlen=self.BUFFER)
+        self.complete_after: Optional[int] = None  # None until etcd confirms the watch
+        self.dropped_through = 0  # the newest revision that left the buffer
+        self.error: Optional[Exception] = None
+        self.last_used = time.monotonic()
+        self.waiting = 0
 
-    def get(self, timeout: Optional[float]) -> Optional[List[Any]]:
-        try:
-            item = self.events.get(timeout=timeout)
-        except queue.Empty:
-            return None
-        if isinstance(item, Exception):
-            raise item
-        return item  # type: ignore[no-any-return]
+    def add(self, events: List[Any]) -> None:
+        with self.cond:
+            for event in events:
+                if len(self.buffer) == self.buffer.maxlen:
+                    self.dropped_through = self.buffer[0][0]
+                self.buffer.append((event.kv.mod_revision, event))
+            self.cond.notify_all()
 
-    def cancel(self) -> None:
-        self.hub.cancel(self)
+    def created(self, header_revision: int) -> None:
+        with self.cond:
+            if self.complete_after is None:
+                self.complete_after = header_revision
+                self.next_revision = header_revision + 1
+            self.error = None
+            self.cond.notify_all()
 
-    def __enter__(self) -> "Watch":
-        return self
+    def restart_from_now(self) -> None:
+        """etcd compacted the revisions this watch was to resume from: start over from now;
+        waiters look at the state again."""
+        with self.cond:
+            self.complete_after = None
+            self.next_revision = 0
+            self.buffer.clear()
+            self.cond.notify_all()
 
-    def __exit__(self, *exc: Any) -> None:
-        self.cancel()
-
-
-class _Compacted(Exception):
-    """The watch's start revision was compacted away: look again, then watch from now."""
+    def fail(self, error: Exception) -> None:
+        with self.cond:
+            self.error = error
+            self.cond.notify_all()
 
 
 class WatchHub:
@@ -390,31 +430,62 @@ class WatchHub:
         self._watches: Dict[int, Watch] = {}  # by watch id, once etcd created them
         self._pending: List[Watch] = []  # create requests sent, answers not yet received
         self._all: "weakref.WeakSet[Watch]" = weakref.WeakSet()
+        self._standing: Dict[Tuple[bytes, bytes], Watch] = {}
         self._requests: Optional["queue.Queue[Any]"] = None
         self._thread: Optional[threading.Thread] = None
         self._paused = False
         self._down_since: Optional[float] = None
         self._call: Any = None
 
-    def watch(self, key: bytes, range_end: bytes, start_revision: int) -> Watch:
-        w = Watch(self, key, range_end, start_revision)
+    MAX_IDLE_WATCHES = 256
+
+    def standing(self, key: bytes, range_end: bytes, deadline: Optional[float]) -> Watch:
+        """The standing watch on [key, range_end), created (and confirmed by etcd) on first
+        use. Idle ones beyond MAX_IDLE_WATCHES are cancelled, least recently used first."""
         with self._lock:
-            self._all.add(w)
-            self._ensure_stream()
-            self._send_create(w)
+            w = self._standing.get((key, range_end))
+            if w is None:
+                w = self._standing[(key, range_end)] = Watch(self, key, range_end)
+                self._all.add(w)
+                self._ensure_stream()
+                self._send_create(w)
+                self._evict_idle()
+            w.last_used = time.monotonic()
+        end = time.monotonic() + self.session.config.timeout
+        if deadline is not None:
+            end = min(end, deadline)
+        with w.cond:
+            while w.complete_after is None and w.error is None:
+                left = end - time.monotonic()
+                if left <= 0:
+                    break
+                w.cond.wait(min(left, 0.25))
         return w
+
+    def _evict_idle(self) -> None:
+        """(lock held)"""
+        idle = [w for w in self._standing.values() if not w.waiting]
+        if len(idle) <= self.MAX_IDLE_WATCHES:
+            return
+        idle.sort(key=lambda w: w.last_used)
+        for w in idle[:len(idle) - self.MAX_IDLE_WATCHES]:
+            del self._standing[(w.key, w.range_end)]
+            self._cancel_locked(w)
 
     def cancel(self, w: Watch) -> None:
         with self._lock:
-            self._all.discard(w)
-            if w in self._pending:
-                self._pending.remove(w)
-                w.watch_id = -1  # cancel it when its creation is confirmed
-            if w.watch_id is not None and w.watch_id in self._watches:
-                del self._watches[w.watch_id]
-                if self._requests is not None:
-                    self._requests.put(etcdrpc.WatchRequest(
-                        cancel_request=etcdrpc.WatchCancelRequest(watch_id=w.watch_id)))
+            self._cancel_locked(w)
+
+    def _cancel_locked(self, w: Watch) -> None:
+        self._all.discard(w)
+        if w in self._pending:
+            self._pending.remove(w)
+            w.watch_id = -1  # cancel it when its creation is confirmed
+        if w.watch_id is not None and w.watch_id in self._watches:
+            del self._watches[w.watch_id]
+            if self._requests is not None:
+                self._requests.put(etcdrpc.WatchRequest(
+                    cancel_request=etcdrpc.WatchCancelRequest(watch_id=w.watch_id)))
 
     def _send_create(self, w: Watch) -> None:
         if self._requests is None:
@@ -446,6 +517,8 @@ class WatchHub:
             call = stub.Watch(request_iterator(), metadata=client.metadata)
             with self._lock:
                 self._call = call
+                if self._paused or self._requests is not requests:
+                    call.cancel()  # pause() came before the call existed: it could not
             for response in call:
                 self._down_since = None
                 self._handle(response)
@@ -474,7 +547,7 @@ class WatchHub:
             error = ClusterUnavailableError(
                 f"lost the watch stream to etcd for more than {self.session.config.timeout:g} s")
             for w in list(self._all):
-                w.events.put(error)
+                w.fail(error)
             self._down_since = now
         timer = threading.Timer(0.1, self._restart)
         timer.daemon = True
@@ -495,33 +568,36 @@ class WatchHub:
                 if not self._pending:
                     return
                 w = self._pending.pop(0)
-                if w.watch_id == -1 or response.canceled:  # cancelled meanwhile, or refused
-                    if response.compact_revision:
-                        w.events.put(_Compacted())
-                    elif response.canceled and w.watch_id != -1:
-                        w.events.put(ClusterError(
-                            f"etcd refused a watch: {response.cancel_reason}"))
+                if w.watch_id == -1:  # cancelled meanwhile
                     if not response.canceled and self._requests is not None:
                         self._requests.put(etcdrpc.WatchRequest(
                             cancel_request=etcdrpc.WatchCancelRequest(
                                 watch_id=response.watch_id)))
                     return
+                if response.canceled:
+                    if response.compact_revision:  # its resume revision is gone: from now
+                        w.restart_from_now()
+                        self._send_create(w)
+                    else:
+                        w.fail(ClusterError(f"etcd refused a watch: {response.cancel_reason}"))
+                    return
                 w.watch_id = response.watch_id
                 self._watches[response.watch_id] = w
+                w.created(response.header.revision)
+                return
             w = self._watches.get(response.watch_id)  # type: ignore[assignment]
             if w is None:
                 return
-            if response.compact_revision:
+            if response.compact_revision or response.canceled:
                 del self._watches[response.watch_id]
                 w.watch_id = None
-                w.events.put(_Compacted())
-                return
-            if response.canceled:
-                del self._watches[response.watch_id]
+                if response.compact_revision:
+                    w.restart_from_now()
+                    self._send_create(w)
                 return
             if response.events:
                 w.next_revision = response.events[-1].kv.mod_revision + 1
-                w.events.put(list(response.events))
+                w.add(list(response.events))
 
     def restart_stream(self) -> None:
         """Drops the stream (if any); it comes back at once, on the endpoint now in use."""

@@ -56,7 +56,7 @@ class Member:
         self.client_port = client_port
         self.peer_port = peer_port
         self.client_hosts = list(client_hosts)
-        self.process: Optional[subprocess.Popen] = None
+        self.process: "Optional[subprocess.Popen[bytes]]" = None
         self.log_path = os.path.join(data_dir + ".log")
 
     @property
