@@ -8,10 +8,13 @@ import pytest
 
 DOCS = pathlib.Path(__file__).resolve().parent.parent / "docs"
 PAGES = sorted(DOCS.glob("*.md"))
+# cluster.md's examples start a real etcd: they run with the cluster tests (marker "cluster").
+RUNNABLE = [pytest.param(p, marks=pytest.mark.cluster) if p.name == "cluster.md" else p
+            for p in PAGES]
 FENCE = re.compile(r"^```(\w+)\n(.*?)^```", re.S | re.M)
 
 
-@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+@pytest.mark.parametrize("page", RUNNABLE, ids=[p.name for p in PAGES])
 def test_examples_run(page):
     result = doctest.testfile(
         str(page), module_relative=False, optionflags=doctest.ELLIPSIS, verbose=False
