@@ -9,11 +9,13 @@ import sys
 import time
 from typing import List, Optional
 
-from . import between_processes, creation, one_process, report, waiting
+from . import between_processes, cluster, creation, one_process, report, waiting
 from .peers import available
 from .timing import Row, fmt_time
 
 GROUPS = ["one", "create", "scale", "between", "waiting"]
+# Run only when asked (--only cluster): it starts etcd servers (and redis-server if present).
+OPT_IN = ["cluster"]
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -26,8 +28,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--plot", metavar="DIR", help="also write PNG charts (needs matplotlib)")
     parser.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown")
-    parser.add_argument("--only", choices=GROUPS, action="append",
-                        help="run only these groups (repeatable)")
+    parser.add_argument("--only", choices=GROUPS + OPT_IN, action="append",
+                        help="run only these groups (repeatable); 'cluster' (interlock.cluster "
+                        "on etcd against a SyncManager and redis) runs only when named")
     args = parser.parse_args(argv)
     groups = args.only or GROUPS
     if args.plot:
@@ -51,6 +54,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             rows += between_processes.run(peers, args.quick)
         if "waiting" in groups:
             rows += waiting.run(peers, args.quick)
+        if "cluster" in groups:
+            rows += cluster.run(args.quick, notes)
     finally:
         for peer in peers.values():
             peer.close()

@@ -62,6 +62,7 @@ class Row:
         self.limit = limit  # an absolute bound on interlock's median, in `unit`
         self.samples: Dict[str, List[float]] = {}
         self.notes: Dict[str, str] = {}
+        self.baseline = "multiprocessing"  # the peer the ratio divides by
 
     def add(self, peer: str, value: float) -> None:
         self.samples.setdefault(peer, []).append(value)
@@ -76,9 +77,9 @@ class Row:
         if self.unit == "x":
             return None  # already a ratio (to a floor)
         stats = self.stats()
-        baseline = stats.get("multiprocessing")
+        baseline = stats.get(self.baseline)
         if "interlock" in stats and baseline and baseline["median"]:
-            return stats["interlock"]["median"] / stats["multiprocessing"]["median"]
+            return stats["interlock"]["median"] / baseline["median"]
         return None
 
     def as_dict(self) -> Dict[str, Any]:

@@ -1,0 +1,278 @@
+"""The cluster group: interlock.cluster on real etcd servers (one member and three, on
+loopback, data on disk), side by side with the stdlib's cross-host option (a SyncManager served
+over TCP) and redis-py's Lock on a real redis-server when both are installed. Each row's ratio
+divides interlock.cluster's figure by etcd's own put latency measured in the same run
+("etcd put"): the round trip every replicated write costs."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import shutil
+import statistics
+import subprocess
+import time
+import uuid
+from typing import Any, Callable, List, Optional, Tuple
+
+from .timing import Row
+
+GROUP = "cluster (per operation)"
+
+
+# ---- workers (module level: spawn children import them) ---------------------------------
+
+def _handoff_worker(lock: Any, me: int, last: Any, stamp: Any, rounds: int, out: Any) -> None:
+    """Acquire and release `rounds` times; each acquisition that follows the other process's
+    release reports how long after that release it came (time.monotonic is system-wide)."""
+    lags = []
+    for _ in range(rounds):
+        lock.acquire()
+        now = time.monotonic()
+        if last.value not in (-1, me):
+            lags.append(now - stamp.value)
+        last.value = me
+        time.sleep(0.002)  # let the other process queue up
+        stamp.value = time.monotonic()
+        lock.release()
+    out.put(lags)
+
+
+def _contend_worker(lock: Any, start: Any, seconds: float, out: Any) -> None:
+    start.wait()
+    end = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < end:
+        lock.acquire()
+        lock.release()
+        n += 1
+    out.put(n)
+
+
+def _barrier_worker(barrier: Any, rounds: int, out: Any) -> None:
+    barrier.wait()
+    t = time.monotonic()
+    for _ in range(rounds):
+        barrier.wait()
+    out.put((time.monotonic() - t) / rounds)
+
+
+def _pong_worker(ping: Any, pong: Any, rounds: int) -> None:
+    for _ in range(rounds):
+        ping.wait()
+        ping.clear()
+        pong.set()
+
+
+# ---- the peers -------------------------------------------------------------------------
+
+class _Target:
+    """What one column measures: factories for a lock, a barrier and events, and a name."""
+
+    def __init__(self, name: str, lock: Callable[[], Any], barrier: Optional[Callable[[int], Any]],
+                 event: Optional[Callable[[], Any]]) -> None:
+        self.name, self.lock, self.barrier, self.event = name, lock, barrier, event
+
+
+def _redis_server() -> Optional[Tuple[Any, Any]]:
+    binary = shutil.which("redis-server")
+    try:
+        import redis  # noqa: F401
+    except ImportError:
+        return None
+    if binary is None:
+        return None
+    from ..cluster.testing import _free_ports
+
+    port = _free_ports(1)[0]
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    import redis as r
+
+    client = r.Redis(host="127.0.0.1", port=port)
+    for _ in range(100):
+        try:
+            client.ping()
+            return proc, client
+        except r.ConnectionError:
+            time.sleep(0.05)
+    proc.kill()
+    return None
+
+
+def _samples(fn: Callable[[], None], n: int) -> List[float]:
+    samples = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t)
+    return samples
+
+
+def _uncontended(row: Row, peer: str, lock: Any, n: int) -> None:
+    def once() -> None:
+        lock.acquire()
+        lock.release()
+    once()
+    for sample in _samples(once, n):
+        row.add(peer, sample)
+
+
+def _handoff(row: Row, peer: str, ctx: Any, make_lock: Callable[[], Any], rounds: int) -> None:
+    lock = make_lock()
+    last, stamp, out = ctx.Value("i", -1), ctx.Value("d", 0.0), ctx.Queue()
+    procs = [ctx.Process(target=_handoff_worker, args=(lock, me, last, stamp, rounds, out))
+             for me in (0, 1)]
+    for p in procs:
+        p.start()
+    lags = out.get(timeout=600) + out.get(timeout=600)
+    for p in procs:
+        p.join(60)
+    for lag in lags:
+        row.add(peer, lag)
+
+
+def _contended(row: Row, peer: str, ctx: Any, make_lock: Callable[[], Any], n: int,
+               seconds: float) -> None:
+    lock = make_lock()
+    start, out = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_contend_worker, args=(lock, start, seconds, out))
+             for _ in range(n)]
+    for p in procs:
+        p.start()
+    time.sleep(1.0)  # every worker connected and waiting
+    start.set()
+    total = sum(out.get(timeout=seconds + 600) for _ in procs)
+    for p in procs:
+        p.join(60)
+    if total:
+        row.add(peer, seconds / total)
+
+
+def _barrier_rounds(row: Row, peer: str, ctx: Any, make: Callable[[int], Any], rounds: int) -> None:
+    barrier, out = make(4), ctx.Queue()
+    procs = [ctx.Process(target=_barrier_worker, args=(barrier, rounds, out)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    per_round = [out.get(timeout=600) for _ in procs]
+    for p in procs:
+        p.join(60)
+    row.add(peer, statistics.median(per_round))
+
+
+def _event_ping_pong(row: Row, peer: str, ctx: Any, make: Callable[[], Any], rounds: int) -> None:
+    ping, pong = make(), make()
+    child = ctx.Process(target=_pong_worker, args=(ping, pong, rounds + 1))
+    child.start()
+    ping.set()  # warm-up round
+    pong.wait()
+    pong.clear()
+    for _ in range(rounds):
+        t = time.perf_counter()
+        ping.set()
+        pong.wait()
+        pong.clear()
+        row.add(peer, time.perf_counter() - t)
+    child.join(60)
+
+
+# ---- the group ---------------------------------------------------------------------------
+
+def run(quick: bool, notes: List[str]) -> List[Row]:
+    try:
+        from .. import cluster as cl
+        from ..cluster.testing import EtcdCluster, etcd_binary
+        etcd_binary()
+    except (ImportError, FileNotFoundError) as exc:
+        notes.append(f"cluster group skipped: {exc}")
+        return []
+    ctx = mp.get_context("spawn")
+    n = 30 if quick else 300
+    rounds = 20 if quick else 200
+    seconds = 1.0 if quick else 5.0
+    sizes = (2, 4) if quick else (2, 4, 16)
+    rows: List[Row] = []
+
+    def row(operation: str, target: Optional[float] = None) -> Row:
+        r = Row(GROUP, operation, target=target)
+        r.baseline = "etcd put"
+        rows.append(r)
+        return r
+
+    manager = ctx.Manager()  # a SyncManager: one server process, reached over a socket
+    redis_server = _redis_server()
+    if redis_server is None:
+        notes.append("cluster group: redis-server or the redis package is missing; its "
+                     "column is empty (apt-get install redis-server; pip install redis)")
+    notes.append("cluster group: kazoo/ZooKeeper not measured (not installed by the bench)")
+    try:
+        for members in (1, 3):
+            where = f"etcd x{members}"
+            with EtcdCluster(members=members) as etcd:
+                c = cl.connect(etcd.endpoints, namespace=f"bench-{uuid.uuid4().hex[:8]}")
+                try:
+                    put_row = row(f"etcd put, one round trip ({where})")
+                    from pyetcd import etcdrpc
+
+                    session = c._session()
+
+                    def put() -> None:
+                        request = etcdrpc.PutRequest(key=b"/bench/put", value=b"x")
+                        session.call("kv", "Put", request)
+                    put()
+                    samples = _samples(put, n)
+                    for s in samples:
+                        put_row.add("etcd put", s)
+                    baseline = samples
+
+                    def also_put(r: Row) -> None:
+                        for s in baseline:
+                            r.add("etcd put", s)
+
+                    r = row(f"Lock acquire()+release(), uncontended ({where})", target=2.0)
+                    also_put(r)
+                    _uncontended(r, "interlock", c.Lock(f"u-{uuid.uuid4().hex}"), n)
+                    if members == 1:
+                        _uncontended(r, "manager", manager.Lock(), n)
+                        if redis_server is not None:
+                            _uncontended(r, "redis", redis_server[1].lock(
+                                f"u-{uuid.uuid4().hex}", timeout=30), n)
+
+                    r = row(f"Lock hand-off between 2 processes ({where})", target=3.0)
+                    also_put(r)
+                    _handoff(r, "interlock", ctx, lambda: c.Lock(f"h-{uuid.uuid4().hex}"),
+                             rounds)
+                    if members == 1:
+                        _handoff(r, "manager", ctx, manager.Lock, rounds)
+
+                    for procs in sizes:
+                        r = row(f"Lock contended by {procs} processes, per acquire+release "
+                                f"({where})")
+                        also_put(r)
+                        _contended(r, "interlock", ctx,
+                                   lambda: c.Lock(f"c-{uuid.uuid4().hex}"), procs, seconds)
+                        if members == 1:
+                            _contended(r, "manager", ctx, manager.Lock, procs, seconds)
+
+                    r = row(f"Barrier(4) round ({where})")
+                    also_put(r)
+                    _barrier_rounds(r, "interlock", ctx,
+                                    lambda k: c.Barrier(f"b-{uuid.uuid4().hex}", k),
+                                    max(10, rounds // 2))
+                    if members == 1:
+                        _barrier_rounds(r, "manager", ctx, manager.Barrier, max(10, rounds // 2))
+
+                    r = row(f"Event ping-pong, round trip ({where})")
+                    also_put(r)
+                    _event_ping_pong(r, "interlock", ctx,
+                                     lambda: c.Event(f"e-{uuid.uuid4().hex}"), rounds)
+                    if members == 1:
+                        _event_ping_pong(r, "manager", ctx, manager.Event, rounds)
+                finally:
+                    c.close()
+    finally:
+        manager.shutdown()
+        if redis_server is not None:
+            redis_server[1].close()
+            redis_server[0].kill()
+            redis_server[0].wait()
+    return rows
