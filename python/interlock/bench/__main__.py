@@ -79,6 +79,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         f"{fmt_time(floor['call floor'])}, with a lock's two atomic instructions "
         f"{fmt_time(floor['lock floor'])}",
     ] + notes
+    if "cluster" in groups:
+        header.append("cluster group: ratio = interlock.cluster / etcd's own put latency, "
+                      "same run and same etcd cluster")
     report.print_table(rows, header, sys.stdout)
     summary = report.targets_summary(rows)
     if summary:
