@@ -1,6 +1,7 @@
 """The cluster group: interlock.cluster on real etcd servers (one member and three, on
 loopback, data on disk), side by side with the stdlib's cross-host option (a SyncManager served
-over TCP) and redis-py's Lock on a real redis-server when both are installed. Each row's ratio
+over TCP), kazoo's Lock on a real ZooKeeper (Debian's zookeeper package, started standalone)
+and redis-py's Lock on a real redis-server, each when installed. Each row's ratio
 divides interlock.cluster's figure by etcd's own put latency measured in the same run
 ("etcd put"): the round trip every replicated write costs."""
 
@@ -10,6 +11,7 @@ import multiprocessing as mp
 import shutil
 import statistics
 import subprocess
+import tempfile
 import time
 import uuid
 from typing import Any, Callable, List, Optional, Tuple
@@ -65,12 +67,80 @@ def _pong_worker(ping: Any, pong: Any, rounds: int) -> None:
 
 # ---- the peers -------------------------------------------------------------------------
 
-class _Target:
-    """What one column measures: factories for a lock, a barrier and events, and a name."""
+class _RemoteLock:
+    """A peer's lock that each process opens for itself (kazoo and redis-py clients cannot be
+    pickled): it pickles as its address and connects on first use in each process."""
 
-    def __init__(self, name: str, lock: Callable[[], Any], barrier: Optional[Callable[[int], Any]],
-                 event: Optional[Callable[[], Any]]) -> None:
-        self.name, self.lock, self.barrier, self.event = name, lock, barrier, event
+    def __init__(self, kind: str, address: str, name: str) -> None:
+        self.kind, self.address, self.name = kind, address, name
+        self._lock: Any = None
+
+    def __getstate__(self) -> Tuple[str, str, str]:
+        return self.kind, self.address, self.name
+
+    def __setstate__(self, state: Tuple[str, str, str]) -> None:
+        self.kind, self.address, self.name = state
+        self._lock = None
+
+    def _open(self) -> Any:
+        if self._lock is None:
+            if self.kind == "zookeeper":
+                from kazoo.client import KazooClient
+
+                client = KazooClient(hosts=self.address)
+                client.start(timeout=30)
+                self._lock = client.Lock(f"/interlock-bench/{self.name}")
+            else:
+                import redis
+
+                host, port = self.address.rsplit(":", 1)
+                self._lock = redis.Redis(host=host, port=int(port)).lock(self.name, timeout=60)
+        return self._lock
+
+    def acquire(self) -> bool:
+        return bool(self._open().acquire())
+
+    def release(self) -> None:
+        self._open().release()
+
+
+def _zookeeper_server() -> Optional[Tuple[Any, str, str]]:
+    """A standalone ZooKeeper (Debian's jars) on a free loopback port, data on disk."""
+    import glob
+    import os
+
+    java = shutil.which("java")
+    jars = glob.glob("/usr/share/java/zookeeper*.jar")
+    try:
+        import kazoo  # noqa: F401
+    except ImportError:
+        return None
+    if java is None or not jars:
+        return None
+    from ..cluster.testing import _free_ports
+
+    port = _free_ports(1)[0]
+    home = tempfile.mkdtemp(prefix="zookeeper-bench-")
+    with open(os.path.join(home, "zoo.cfg"), "w") as cfg:
+        cfg.write(f"tickTime=2000\ndataDir={home}/data\nclientPort={port}\n"
+                  "clientPortAddress=127.0.0.1\nadmin.enableServer=false\n")
+    proc = subprocess.Popen(
+        [java, "-cp", f"{home}:/etc/zookeeper/conf:/usr/share/java/*",
+         "org.apache.zookeeper.server.ZooKeeperServerMain", os.path.join(home, "zoo.cfg")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    from kazoo.client import KazooClient
+
+    client = KazooClient(hosts=f"127.0.0.1:{port}")
+    try:
+        client.start(timeout=30)
+    except Exception:
+        proc.kill()
+        proc.wait()
+        shutil.rmtree(home, ignore_errors=True)
+        return None
+    client.stop()
+    client.close()
+    return proc, f"127.0.0.1:{port}", home
 
 
 def _redis_server() -> Optional[Tuple[Any, Any]]:
@@ -97,6 +167,10 @@ def _redis_server() -> Optional[Tuple[Any, Any]]:
             time.sleep(0.05)
     proc.kill()
     return None
+
+
+def _fresh() -> str:
+    return f"l-{uuid.uuid4().hex}"
 
 
 def _samples(fn: Callable[[], None], n: int) -> List[float]:
@@ -203,7 +277,16 @@ def run(quick: bool, notes: List[str]) -> List[Row]:
     if redis_server is None:
         notes.append("cluster group: redis-server or the redis package is missing; its "
                      "column is empty (apt-get install redis-server; pip install redis)")
-    notes.append("cluster group: kazoo/ZooKeeper not measured (not installed by the bench)")
+    zookeeper = _zookeeper_server()
+    if zookeeper is None:
+        notes.append("cluster group: ZooKeeper (Debian's zookeeper package and java) or kazoo "
+                     "is missing; its column is empty")
+    others: List[Tuple[str, str]] = []  # (peer, address) of the peers measured beside etcd x1
+    if zookeeper is not None:
+        others.append(("zookeeper", zookeeper[1]))
+    if redis_server is not None:
+        port = redis_server[1].connection_pool.connection_kwargs["port"]
+        others.append(("redis", f"127.0.0.1:{port}"))
     try:
         for members in (1, 3):
             where = f"etcd x{members}"
@@ -233,9 +316,8 @@ def run(quick: bool, notes: List[str]) -> List[Row]:
                     _uncontended(r, "interlock", c.Lock(f"u-{uuid.uuid4().hex}"), n)
                     if members == 1:
                         _uncontended(r, "manager", manager.Lock(), n)
-                        if redis_server is not None:
-                            _uncontended(r, "redis", redis_server[1].lock(
-                                f"u-{uuid.uuid4().hex}", timeout=30), n)
+                        for peer, address in others:
+                            _uncontended(r, peer, _RemoteLock(peer, address, _fresh()), n)
 
                     r = row(f"Lock hand-off between 2 processes ({where})", target=3.0)
                     also_put(r)
@@ -243,6 +325,9 @@ def run(quick: bool, notes: List[str]) -> List[Row]:
                              rounds)
                     if members == 1:
                         _handoff(r, "manager", ctx, manager.Lock, rounds)
+                        for peer, address in others:
+                            _handoff(r, peer, ctx,
+                                     lambda: _RemoteLock(peer, address, _fresh()), rounds)
 
                     for procs in sizes:
                         r = row(f"Lock contended by {procs} processes, per acquire+release "
@@ -252,6 +337,10 @@ def run(quick: bool, notes: List[str]) -> List[Row]:
                                    lambda: c.Lock(f"c-{uuid.uuid4().hex}"), procs, seconds)
                         if members == 1:
                             _contended(r, "manager", ctx, manager.Lock, procs, seconds)
+                            for peer, address in others:
+                                _contended(r, peer, ctx,
+                                           lambda: _RemoteLock(peer, address, _fresh()),
+                                           procs, seconds)
 
                     r = row(f"Barrier(4) round ({where})")
                     also_put(r)
@@ -275,4 +364,8 @@ def run(quick: bool, notes: List[str]) -> List[Row]:
             redis_server[1].close()
             redis_server[0].kill()
             redis_server[0].wait()
+        if zookeeper is not None:
+            zookeeper[0].kill()
+            zookeeper[0].wait()
+            shutil.rmtree(zookeeper[2], ignore_errors=True)
     return rows

@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Optional, TextIO
 from .timing import Row, fmt_value
 
 PEER_ORDER = ["interlock", "multiprocessing", "threading", "posix_ipc", "manager", "etcd put",
-              "redis"]
+              "zookeeper", "redis"]
 
 
 def _cell(row: Row, peer: str) -> str:
