@@ -2,7 +2,7 @@
 
 import time
 
-import cluster_workers as cw
+from cluster import cluster_workers as cw
 
 
 def test_set_clear_wait(cluster):

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-import cluster_workers as cw
+from cluster import cluster_workers as cw
 from interlock import OwnerDiedError
 from interlock import cluster as cl
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-import cluster_workers as cw
+from cluster import cluster_workers as cw
 from interlock import OwnerDiedError
 from interlock.cluster import LockLostError
 

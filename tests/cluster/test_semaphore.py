@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-import cluster_workers as cw
+from cluster import cluster_workers as cw
 from interlock.cluster import LockLostError
 
 

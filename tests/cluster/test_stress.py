@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-import cluster_workers as cw
+from cluster import cluster_workers as cw
 
 SECONDS = float(os.environ.get("INTERLOCK_CLUSTER_STRESS_SECONDS", "8"))
 
