@@ -54,7 +54,7 @@ ATTEMPT_SHARE = 0.3
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
              grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.INTERNAL,
              grpc.StatusCode.UNKNOWN, grpc.StatusCode.CANCELLED, grpc.StatusCode.ABORTED}
-FAILOVER_RETRY_SECONDS = 1.0  # how soon a failed endpoint is tried again
+FAILOVER_RETRY_SECONDS = 5.0  # how soon a failed endpoint is tried again
 
 
 class Config:
@@ -135,12 +135,20 @@ class Session:
     def stub(self, service: str) -> Any:
         """The stub of `service` ("kv", "lease", "watch") on the endpoint in use."""
         client = self.client()
-        try:
-            if service == "watch":
-                return etcdrpc.WatchStub(client.channel)
-            return getattr(client, service + "stub")
-        except Exception as exc:  # pyetcd.exceptions.NoServerAvailableError
-            raise _Unavailable(str(exc)) from exc
+        for _ in range(2):
+            try:
+                if service == "watch":
+                    return etcdrpc.WatchStub(client.channel)
+                return getattr(client, service + "stub")
+            except Exception as exc:  # pyetcd.exceptions.NoServerAvailableError
+                error = exc
+                # Every member failed recently. During a leader election all of them do,
+                # through no fault of their own: forget the marks and try them again (a
+                # member that is really down costs one attempt each time round).
+                with self._lock:
+                    for endpoint in client.endpoints.values():
+                        endpoint.last_failed = 0
+        raise _Unavailable(str(error)) from error
 
     def call(self, service: str, method: str, request: Any,
              deadline: Optional[float] = None) -> Any:
@@ -160,10 +168,12 @@ class Session:
                     f"etcd at {self._where()} did not answer within {self.config.timeout:g} s "
                     f"({failure})")
             attempt = min(remaining, max(1.0, ATTEMPT_SHARE * self.config.timeout))
+            used = None
             try:
                 with _fork_gate.rpc():
                     stub = self.stub(service)
                     client = self.client()
+                    used = client.endpoint_in_use
                     return getattr(stub, method)(request, timeout=attempt,
                                                  metadata=client.metadata,
                                                  credentials=client.call_credentials)
@@ -178,18 +188,25 @@ class Session:
                         raise LeaseNotFound(f"etcd refused {method}: {details}") from exc
                     raise ClusterError(f"etcd refused {method}: {details}") from exc
                 failure = f"{code.name}: {exc.details()}"
-                self._endpoint_failed()
+                self._endpoint_failed(used)
             time.sleep(min(pause, max(0.0, end - time.monotonic())))
             pause = min(pause * 2, 0.2)
 
-    def _endpoint_failed(self, from_watch: bool = False) -> None:
+    def _endpoint_in_use(self) -> Any:
+        client = self._client
+        return client.endpoint_in_use if client is not None else None
+
+    def _endpoint_failed(self, endpoint: Any, from_watch: bool = False) -> None:
+        """`endpoint` (the one a call was sent to) did not answer. Calls move away from it,
+        unless they already have: a slow attempt that fails late must not mark the member
+        that the others moved to meanwhile."""
         with self._lock:
             client = self._client
-            if client is None:
+            if client is None or endpoint is None or len(client.endpoints) < 2:
                 return
-            endpoint = client.endpoint_in_use
-            if endpoint is not None and len(client.endpoints) > 1:
-                endpoint.fail()
+            endpoint.fail()
+            if endpoint is not client.endpoint_in_use and client.endpoint_in_use is not None:
+                return  # the others moved on already
             client._clear_old_stubs()
         if not from_watch:
             # The watch stream may sit on the same silent member: move it too (each watch
@@ -243,7 +260,7 @@ class Session:
     def _keep_alive(self) -> None:
         """Renews the lease every TTL/3, counted from the last renewal (not from the thread's
         start: a fork stops and restarts this thread, and forks may come more often than
-        TTL/3), and every second while renewals fail."""
+        TTL/3); a renewal that fails is tried again at once, on another member."""
         period = self.config.lease_ttl / 3
         retry_at = 0.0
         while True:
@@ -256,9 +273,11 @@ class Session:
                 continue
             sent = time.monotonic()  # the lease lives at least TTL from here if renewed
             try:
-                ttl = self._renew(lease_id, sent + period)
+                # A renewal that a silent member (stopped, cut off) swallows must not cost the
+                # lease: each attempt gets a quarter of the period, the next goes elsewhere.
+                ttl = self._renew(lease_id, sent + period, attempt=max(0.2, period / 4))
             except (ClusterError, ValueError):
-                retry_at = time.monotonic() + min(1.0, period)
+                retry_at = time.monotonic() + min(0.2, period)
                 continue
             with self._lock:
                 if ttl <= 0:
@@ -266,7 +285,7 @@ class Session:
                 else:
                     self._renewed_at = sent
 
-    def _renew(self, lease_id: int, deadline: float) -> int:
+    def _renew(self, lease_id: int, deadline: float, attempt: float) -> int:
         request = etcdrpc.LeaseKeepAliveRequest(ID=lease_id)
 
         def once(stub: Any, **kwargs: Any) -> Any:
@@ -281,24 +300,28 @@ class Session:
                 call.cancel()
             raise grpc.RpcError()
 
-        response = self.call_streaming("lease", once, deadline)
+        response = self.call_streaming("lease", once, deadline, attempt)
         return int(response.TTL)
 
-    def call_streaming(self, service: str, use: Callable[..., Any], deadline: float) -> Any:
-        """Like call(), for a streaming RPC that `use(stub, timeout=..., metadata=...)` runs."""
+    def call_streaming(self, service: str, use: Callable[..., Any], deadline: float,
+                       attempt: float) -> Any:
+        """Like call(), for a streaming RPC that `use(stub, timeout=..., metadata=...)` runs:
+        each attempt gets at most `attempt` seconds, then the next goes to another member."""
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ClusterUnavailableError("etcd did not answer in time")
+            used = None
             try:
                 with _fork_gate.rpc():
                     client = self.client()
-                    return use(self.stub(service), timeout=remaining,
-                               metadata=client.metadata)
+                    stub = self.stub(service)
+                    used = client.endpoint_in_use
+                    return use(stub, timeout=min(remaining, attempt), metadata=client.metadata)
             except _Unavailable:
                 pass
             except grpc.RpcError:
-                self._endpoint_failed()
+                self._endpoint_failed(used)
             time.sleep(0.05)
 
     def revoke(self) -> None:
@@ -511,8 +534,10 @@ class WatchHub:
                 yield item
 
         call: Any = None
+        used: Any = None
         try:
             stub = self.session.stub("watch")
+            used = self.session._endpoint_in_use()
             client = self.session.client()
             call = stub.Watch(request_iterator(), metadata=client.metadata)
             with self._lock:
@@ -522,8 +547,11 @@ class WatchHub:
             for response in call:
                 self._down_since = None
                 self._handle(response)
-        except (grpc.RpcError, _Unavailable, ClusterError):
-            self.session._endpoint_failed(from_watch=True)
+        except (grpc.RpcError, _Unavailable, ClusterError) as exc:
+            cancelled = (isinstance(exc, grpc.RpcError)
+                         and exc.code() == grpc.StatusCode.CANCELLED)
+            if not cancelled:  # (a cancel is ours: a pause for a fork, or a move)
+                self.session._endpoint_failed(used, from_watch=True)
         finally:
             with self._lock:
                 stopped_on_purpose = self._paused or self._requests is not requests
