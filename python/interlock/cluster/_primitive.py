@@ -227,11 +227,6 @@ def _rebuild(cluster_state: Tuple[Any, ...], kind: str, name: str,
     return primitive
 
 
-def event_types(events: List[Any]) -> List[Tuple[str, bytes]]:
-    """(PUT or DELETE, key) of each event."""
-    return [("DELETE" if e.type == 1 else "PUT", e.kv.key) for e in events]
-
-
 def load_json(raw: Optional[bytes], default: Any) -> Any:
     if not raw:
         return default

@@ -495,10 +495,6 @@ class WatchHub:
             del self._standing[(w.key, w.range_end)]
             self._cancel_locked(w)
 
-    def cancel(self, w: Watch) -> None:
-        with self._lock:
-            self._cancel_locked(w)
-
     def _cancel_locked(self, w: Watch) -> None:
         self._all.discard(w)
         if w in self._pending:
