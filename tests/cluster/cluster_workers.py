@@ -102,6 +102,17 @@ def barrier_party(barrier, results, timeout):
         results.put("broken")
 
 
+def barrier_rounds(barrier, rounds, results):
+    """Waits `rounds` times on `barrier` and reports the indices it got."""
+    results.put([barrier.wait(60) for _ in range(rounds)])
+
+
+def append_line(path):
+    """A Barrier action: one line per run, appended atomically."""
+    with open(path, "a") as f:
+        f.write("ran\n")
+
+
 def sleep_forever():
     time.sleep(3600)
 

@@ -1,5 +1,6 @@
 """interlock.cluster Barrier."""
 
+import functools
 import os
 import signal
 import threading
@@ -33,6 +34,24 @@ def test_indices_are_unique_across_processes(cluster, ctx):
     for p in parties:
         p.join(30)
     assert sorted([mine, *theirs]) == [0, 1, 2]
+
+
+def test_more_arrivals_than_parties_form_successive_rounds(cluster, ctx, tmp_path):
+    # Four processes at a Barrier of two, three times each: the parties that find a round
+    # full wait for the next one; every round has one index 0 and one index 1, and its action
+    # runs once, in one of its parties.
+    ran = tmp_path / "actions"
+    b = cluster.Barrier("crowd", 2, action=functools.partial(cw.append_line, str(ran)))
+    results = ctx.Queue()
+    procs = [ctx.Process(target=cw.barrier_rounds, args=(b, 3, results)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    indices = [i for _ in procs for i in results.get(timeout=120)]
+    for p in procs:
+        p.join(30)
+    assert sorted(indices) == [0] * 6 + [1] * 6
+    assert ran.read_text().count("ran") == 6
+    assert not b.broken and b.n_waiting == 0
 
 
 def test_timeout_abort_and_reset(cluster):

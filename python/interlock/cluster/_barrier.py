@@ -2,19 +2,23 @@
 
 Protocol. ``gen`` holds the current round's number and how the previous round ended
 ({"gen": N, "via": "round" | "reset"}); ``broken`` exists while the barrier is broken. A party
-arriving in round N claims the lowest free slot ``a/<N>/<slot>`` with a put on its lease that
-compares gen's value, broken's absence and the slot's absence: the slot is its index, unique
-in the round. The party that claims the last slot checks that every slot is still there, runs
-the action, then ends the round in one transaction: gen becomes N + 1 and the round's slots
-are deleted. Every other party watches the primitive from the revision at which it arrived:
+arrives in round N with one transaction: if gen still holds the value it last saw and broken
+is absent, it puts a key of its own ``a/<N>/<id>`` on its lease and reads the round's keys in
+creation order; otherwise it reads gen and broken and tries again. Its index is its key's
+place in that order (arrival order, unique in the round, with no conflict between arrivals),
+so the party whose key is the parties-th finishes the round: it runs the action, then, in one
+transaction that compares every party's key with the revision it was created at, moves gen to
+N + 1 and deletes the round's keys. A party that finds the round already full waits for the
+next. Every other party watches the primitive from the revision at which it arrived:
 
 * gen moved on "round": released, return the index;
 * gen moved on "reset", or broken appeared: BrokenBarrierError;
-* a slot of its round deleted without gen moving: that party's lease expired (it died, or was
-  cut off): the barrier breaks, for everyone, within the lease TTL.
+* a key of one of the round's parties deleted without gen moving: that party's lease expired
+  (it died, or was cut off): the barrier breaks, for everyone, within the lease TTL.
 
-A timeout, an exception from the action, or an interrupted wait (Ctrl-C) breaks the barrier,
-as threading.Barrier does; abort() breaks it; reset() starts a new round marked "reset".
+A round costs one transaction per party and one more to finish it. A timeout, an exception
+from the action, or an interrupted wait (Ctrl-C) breaks the barrier, as threading.Barrier
+does; abort() breaks it; reset() starts a new round marked "reset".
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ class Barrier(Primitive):
         self._parties = parties
         self._action = action
         self._timeout = timeout
+        self._gen_seen: Optional[bytes] = None  # gen's value when last seen: a hint
         self._register()
 
     def _params(self) -> Dict[str, Any]:
@@ -71,14 +76,18 @@ class Barrier(Primitive):
     # ---- state --------------------------------------------------------------------------
 
     def _look(self) -> Tuple[int, bytes, bool, List[Any], int]:
-        """(round, gen's raw value, broken, this round's slot keys, revision)."""
+        """(round, gen's raw value, broken, this round's keys in creation order, revision)."""
         t = self._read(get(self._key("gen")), get(self._key("broken")),
-                       get_prefix(self._key("a", "")))
+                       get_prefix(self._key("a", ""), keys_only=True, sort_target=_CREATE,
+                                  sort_order=_ASCEND))
         raw = t.value(0) or b""
-        gen = int(load_json(raw, {"gen": 0})["gen"])
-        mine = self._key("a", str(gen), "")
+        gen = _round_of(raw)
+        mine = self._round_prefix(gen)
         slots = [kv for kv in t.kvs(2) if kv.key.startswith(mine)]
         return gen, raw, bool(t.kvs(1)), slots, t.revision
+
+    def _round_prefix(self, gen: int) -> bytes:
+        return self._key("a", str(gen), "")
 
     @property
     def broken(self) -> bool:
@@ -87,7 +96,7 @@ class Barrier(Primitive):
     @property
     def n_waiting(self) -> int:
         gen, _, broken, slots, _ = self._look()
-        return 0 if broken else len(slots)
+        return 0 if broken else min(len(slots), self._parties)
 
     def abort(self) -> None:
         self._txn([], [put(self._key("broken"), b"1")])
@@ -107,7 +116,7 @@ class Barrier(Primitive):
         return json.dumps({"gen": gen, "via": via}).encode()
 
     def _clear_round(self, gen: int) -> List[Any]:
-        slots = self._key("a", str(gen), "")
+        slots = self._round_prefix(gen)
         return [delete(slots, prefix_end(slots))]
 
     def _gen_unchanged(self, raw: bytes) -> Any:
@@ -121,35 +130,45 @@ class Barrier(Primitive):
             timeout = self._timeout
         deadline = deadline_of(timeout)
         session = self._session()
+        gen_key, broken_key = self._key("gen"), self._key("broken")
         while True:
-            gen, raw, broken, slots, revision = self._look()
-            if broken:
-                raise threading.BrokenBarrierError
-            taken = {int(kv.key.rsplit(b"/", 1)[1]) for kv in slots}
-            free = [i for i in range(self._parties) if i not in taken]
-            if not free:
-                # The round is full and its last party is finishing it: wait for the next.
-                if self._wait_for_change(self._key("gen"), b"", revision, deadline) is False:
-                    self._break()
+            raw = self._gen_seen
+            if raw is None:
+                _, raw, broken, _, _ = self._look()
+                if broken:
                     raise threading.BrokenBarrierError
-                continue
-            index = free[0]
-            slot = self._key("a", str(gen), f"{index:08d}")
-            op = session.op_id().encode()
+            gen = _round_of(raw)
+            key = self._round_prefix(gen) + session.new_id().encode()
             try:
-                t = self._txn([self._gen_unchanged(raw),
-                               compare(self._key("broken"), "CREATE", "EQUAL", 0),
-                               compare(slot, "CREATE", "EQUAL", 0)],
-                              [put(slot, op, session.lease())], [get(slot)])
+                t = self._txn([self._gen_unchanged(raw), compare(broken_key, "CREATE", "EQUAL", 0)],
+                              [put(key, b"", session.lease()),
+                               get_prefix(self._round_prefix(gen), keys_only=True,
+                                          sort_target=_CREATE, sort_order=_ASCEND)],
+                              [get(gen_key), get(broken_key)])
             except LeaseNotFound:
                 continue  # refused whole: again, on a new lease
-            if t.succeeded or t.value(0) == op:
+            if not t.succeeded:
+                self._gen_seen = t.value(0) or b""
+                if t.kvs(1):
+                    raise threading.BrokenBarrierError
+                continue  # a round ended, or the barrier was reset, since we last looked
+            arrived = t.kvs(1)
+            index = [kv.key for kv in arrived].index(key)
+            if index < self._parties:
                 break
+            # The round is full and its last party is finishing it: wait for the next. (Our
+            # key stays until that party deletes the round's keys: deleting it now would look
+            # like a party gone to the round's waiters.)
+            if self._wait_for_change(gen_key, b"", t.revision, deadline) is False:
+                self._break()
+                raise threading.BrokenBarrierError
+            self._gen_seen = None
         try:
             if index == self._parties - 1:
-                self._finish_round(gen, raw)
+                self._finish_round(gen, raw, arrived[:self._parties])
             else:
-                self._await_round(gen, t.revision, deadline)
+                self._await_round(gen, arrived[:index], self._parties - 1 - index,
+                                  t.revision, deadline)
         except threading.BrokenBarrierError:
             raise  # broken already (whoever decided it has broken it)
         except BaseException:
@@ -157,39 +176,55 @@ class Barrier(Primitive):
             raise          # action's own), as threading.Barrier
         return index
 
-    def _finish_round(self, gen: int, raw: bytes) -> None:
-        slots = self._key("a", str(gen), "")
-        present = self._read(get_prefix(slots, keys_only=True)).kvs(0)
-        if len(present) < self._parties:
-            self._break()  # a party's slot vanished: it is gone, the round cannot complete
-            raise threading.BrokenBarrierError
+    def _finish_round(self, gen: int, raw: bytes, parties: List[Any]) -> None:
+        """The last party's part: every party's key was there when it arrived; the action runs,
+        and the round ends only if none of them has vanished meanwhile."""
         if self._action is not None:
             self._action()
+        record = self._gen_record(gen + 1, "round")
         t = self._txn([self._gen_unchanged(raw),
-                       compare(self._key("broken"), "CREATE", "EQUAL", 0)],
-                      [put(self._key("gen"), self._gen_record(gen + 1, "round")),
-                       *self._clear_round(gen)])
-        if not t.succeeded:
-            raise threading.BrokenBarrierError  # broken or reset meanwhile
+                       compare(self._key("broken"), "CREATE", "EQUAL", 0),
+                       *(compare(kv.key, "CREATE", "EQUAL", kv.create_revision)
+                         for kv in parties)],
+                      [put(self._key("gen"), record), *self._clear_round(gen)],
+                      [get(self._key("gen")), get(self._key("broken"))])
+        if t.succeeded:
+            self._gen_seen = record
+            return
+        if (t.value(0) or b"") == raw and not t.kvs(1):
+            self._break()  # a party's key vanished: it is gone, the round cannot complete
+        raise threading.BrokenBarrierError  # broken, reset, or a party gone
 
-    def _await_round(self, gen: int, revision: int, deadline: Optional[float]) -> None:
+    def _await_round(self, gen: int, older: List[Any], newer: int, revision: int,
+                     deadline: Optional[float]) -> None:
+        """Waits for the round to end. The round's parties are the keys `older` than ours and
+        the next `newer` keys created after ours (the watch shows their creation in order);
+        the deletion of any of them, before gen moves, is a party gone."""
         gen_key, broken_key = self._key("gen"), self._key("broken")
-        slots = self._key("a", str(gen), "")
+        slots = self._round_prefix(gen)
+        parties = {kv.key for kv in older}
+        later = [newer]
         outcome: List[str] = []
 
         def decide(events: List[Any]) -> bool:
             moved = [e for e in events if e.kv.key == gen_key and e.type == 0]
-            if moved:
+            if moved and _round_of(moved[-1].kv.value) > gen:
+                self._gen_seen = moved[-1].kv.value
                 record = load_json(moved[-1].kv.value, {})
-                if record.get("gen", 0) > gen:
-                    outcome.append("released" if record.get("via") == "round" else "reset")
-                    return True
+                outcome.append("released" if record.get("via") == "round" else "reset")
+                return True
             if any(e.kv.key == broken_key and e.type == 0 for e in events):
                 outcome.append("broken")
                 return True
-            if any(e.type == 1 and e.kv.key.startswith(slots) for e in events):
-                outcome.append("party gone")  # a slot vanished without the round ending
-                return True
+            for e in events:
+                if not e.kv.key.startswith(slots):
+                    continue
+                if e.type == 0 and e.kv.version == 1 and later[0] > 0:
+                    parties.add(e.kv.key)  # a party that arrived after us
+                    later[0] -= 1
+                elif e.type == 1 and e.kv.key in parties:
+                    outcome.append("party gone")  # its key vanished without the round ending
+                    return True
             return False
 
         prefix = self._prefix
@@ -201,12 +236,15 @@ class Barrier(Primitive):
             if outcome:
                 break
             # The changes since `revision` cannot all be seen: judge from the state itself.
-            now, raw, broken, _, revision = self._look()
+            now, raw, broken, present, revision = self._look()
             if now > gen:
+                self._gen_seen = raw
                 outcome.append("released" if load_json(raw, {}).get("via") == "round"
                                else "reset")
             elif broken:
                 outcome.append("broken")
+            elif not parties <= {kv.key for kv in present}:
+                outcome.append("party gone")
         if outcome[0] == "party gone":
             self._break()
         if outcome[0] != "released":
@@ -226,6 +264,14 @@ class Barrier(Primitive):
             return f"{where}: waiters={self.n_waiting}/{self.parties}>"
         except Exception:
             return f"{where}>"
+
+
+_CREATE, _ASCEND = 2, 1  # RangeRequest's sort_target and sort_order
+
+
+def _round_of(raw: bytes) -> int:
+    """The round number in gen's raw value (0 before the first round)."""
+    return int(load_json(raw, {"gen": 0})["gen"])
 
 
 def _rebuild_barrier(rebuild: Any, state: Any, name: str, parties: int, action: Any,

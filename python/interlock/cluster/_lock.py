@@ -129,10 +129,11 @@ class Lock(Primitive):
                     record.get("key") != mine.decode())
 
     def _take(self, deadline: Optional[float]) -> Optional[Tuple[_Hold, bool]]:
-        """One transaction takes a free lock (and swaps the holder record); on a held lock
-        the same transaction joins the queue (unless the call may not wait) and returns the
-        key just before ours, whose deletion is then watched from that revision on. After it,
-        one transaction confirms ownership, or names the new predecessor."""
+        """One transaction takes a free lock (and swaps the holder record: a put that returns
+        the value it replaced); on a held lock the same transaction joins the queue (unless
+        the call may not wait) and returns the key just before ours, whose deletion is then
+        watched from that revision on. After it, one transaction confirms ownership, or names
+        the new predecessor."""
         session = self._session()
         queue = self._queue()
         holder = self._key("holder")
@@ -143,15 +144,14 @@ class Lock(Primitive):
             try:
                 t = self._txn(
                     [compare(queue, "CREATE", "EQUAL", 0, range_end=prefix_end(queue))],
-                    [put(key, b"", lease), get(holder),
-                     put(holder, self._holder_record(key, False)), get(key)],
+                    [put(key, b"", lease),
+                     put(holder, self._holder_record(key, False), previous=True)],
                     [get_prefix(queue, limit=1, sort_target=2, sort_order=2),  # CREATE, DESC
                      get(key)] + ([put(key, b"", lease)] if blocking else []))
             except LeaseNotFound:
                 continue  # refused whole: again, on a new lease
-            if t.succeeded:
-                hold = _Hold(key, t.kvs(3)[0].create_revision, lease)
-                return hold, self._owner_died(t.value(1), key)
+            if t.succeeded:  # our key was created at the transaction's revision
+                return _Hold(key, t.revision, lease), self._owner_died(t.value(1), key)
             last, mine = t.kvs(0), t.kvs(1)
             if mine:
                 # A retried transaction whose first attempt landed: our key is in the queue.
@@ -175,7 +175,7 @@ class Lock(Primitive):
                         [compare(key, "CREATE", "EQUAL", revision),
                          compare(queue, "CREATE", "GREATER", revision - 1,
                                  range_end=prefix_end(queue))],
-                        [get(holder), put(holder, self._holder_record(key, False))],
+                        [put(holder, self._holder_record(key, False), previous=True)],
                         [get_prefix(queue, max_create_revision=revision - 1, limit=1,
                                     sort_target=2, sort_order=2), get(key)])
                     if c.succeeded:

@@ -44,9 +44,12 @@ def remaining(deadline: Optional[float]) -> Optional[float]:
 
 # ---- requests ------------------------------------------------------------------------------
 
-def put(key: bytes, value: bytes, lease: int = 0, keep_lease: bool = False) -> Op:
+def put(key: bytes, value: bytes, lease: int = 0, keep_lease: bool = False,
+        previous: bool = False) -> Op:
+    """A put; with `previous`, its answer carries the value it replaced (Txn.value reads it),
+    which saves a separate read in the same transaction."""
     return etcdrpc.RequestOp(request_put=etcdrpc.PutRequest(
-        key=key, value=value, lease=lease, ignore_lease=keep_lease))
+        key=key, value=value, lease=lease, ignore_lease=keep_lease, prev_kv=previous))
 
 
 def get(key: bytes, range_end: bytes = b"", **options: Any) -> Op:
@@ -101,8 +104,11 @@ class Txn:
         return self.results[index]  # type: ignore[no-any-return]
 
     def value(self, index: int) -> Optional[bytes]:
-        kvs = self.results[index]
-        return kvs[0].value if kvs else None
+        """The value a range read found, or the one a put(previous=True) replaced."""
+        result = self.results[index]
+        if isinstance(result, list):
+            return result[0].value if result else None
+        return result.prev_kv.value if result.HasField("prev_kv") else None
 
 
 # ---- the primitives' base ----------------------------------------------------------------
