@@ -87,6 +87,7 @@ class _RemoteLock:
             if self.kind == "zookeeper":
                 from kazoo.client import KazooClient
 
+                _quiet_kazoo()
                 client = KazooClient(hosts=self.address)
                 client.start(timeout=30)
                 self._lock = client.Lock(f"/interlock-bench/{self.name}")
@@ -102,6 +103,13 @@ class _RemoteLock:
 
     def release(self) -> None:
         self._open().release()
+
+
+def _quiet_kazoo() -> None:
+    """kazoo logs every refused connection while ZooKeeper starts: keep the table readable."""
+    import logging
+
+    logging.getLogger("kazoo").setLevel(logging.CRITICAL)
 
 
 def _zookeeper_server() -> Optional[Tuple[Any, str, str]]:
@@ -130,6 +138,7 @@ def _zookeeper_server() -> Optional[Tuple[Any, str, str]]:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     from kazoo.client import KazooClient
 
+    _quiet_kazoo()
     client = KazooClient(hosts=f"127.0.0.1:{port}")
     try:
         client.start(timeout=30)
@@ -306,6 +315,34 @@ def run(quick: bool, notes: List[str]) -> List[Row]:
                     for s in samples:
                         put_row.add("etcd put", s)
                     baseline = samples
+
+                    # The floor of acquire+release: two write transactions as small as a
+                    # lock's can be (join an empty queue with a key on the lease; delete it
+                    # if it is still ours), in the "etcd put" column of its own row.
+                    floor_row = row(f"etcd floor of acquire+release: two minimal "
+                                    f"transactions ({where})")
+                    lease = session.lease()
+                    queue = b"/bench/floor/"
+
+                    def floor() -> None:
+                        key = queue + uuid.uuid4().hex.encode()
+                        empty = etcdrpc.Compare(key=queue, range_end=b"/bench/floor0",
+                                                target=etcdrpc.Compare.CREATE,
+                                                result=etcdrpc.Compare.EQUAL, create_revision=0)
+                        join = etcdrpc.RequestOp(request_put=etcdrpc.PutRequest(
+                            key=key, lease=lease))
+                        taken = session.call("kv", "Txn", etcdrpc.TxnRequest(
+                            compare=[empty], success=[join]))
+                        ours = etcdrpc.Compare(key=key, target=etcdrpc.Compare.CREATE,
+                                               result=etcdrpc.Compare.EQUAL,
+                                               create_revision=taken.header.revision)
+                        leave = etcdrpc.RequestOp(
+                            request_delete_range=etcdrpc.DeleteRangeRequest(key=key))
+                        session.call("kv", "Txn", etcdrpc.TxnRequest(compare=[ours],
+                                                                     success=[leave]))
+                    floor()
+                    for s in _samples(floor, n):
+                        floor_row.add("etcd put", s)
 
                     def also_put(r: Row) -> None:
                         for s in baseline:
