@@ -11,6 +11,7 @@ import pytest
 from cluster import cluster_workers as cw
 from interlock import OwnerDiedError
 from interlock.cluster import LockLostError
+from interlock.cluster._primitive import get_prefix
 
 TTL = 3.0  # the cluster fixture's lease TTL
 
@@ -207,3 +208,129 @@ def test_ctrl_c_interrupts_a_blocked_acquire(cluster):
     assert time.monotonic() - start < 5
     lock.release()
     assert not lock.locked()  # the interrupted waiter left the queue
+
+
+def test_a_waiter_handed_the_lock_that_dies_gives_owner_died_to_the_next(cluster, ctx):
+    # The queue is: this process (holding), a child that will be handed the lock and killed
+    # while holding it, and a second child behind it.
+    lock = cluster.Lock("handed-then-dead")
+    held, results = ctx.Event(), ctx.Queue()
+    lock.acquire()
+    doomed = ctx.Process(target=cw.hold, args=(lock, held, 3600))
+    doomed.start()
+    _wait_until_queued(lock, 2)
+    nxt = ctx.Process(target=cw.acquire_and_report, args=(lock, results, 60))
+    nxt.start()
+    _wait_until_queued(lock, 3)
+    lock.release()  # handed to the doomed child
+    assert held.wait(60)
+    os.kill(doomed.pid, signal.SIGKILL)
+    doomed.join(10)
+    outcome, _, _ = results.get(timeout=60)
+    nxt.join(30)
+    assert outcome == "owner died"
+
+
+def _wait_until_queued(lock, n):
+    """Until `n` keys (holder and waiters) are in the lock's queue."""
+    deadline = time.monotonic() + 60
+    while len(lock._read(get_prefix(lock._queue(), keys_only=True)).kvs(0)) < n:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def _blind(lock):
+    """Makes this process's waits on `lock` unable to see changes, so that every turn is
+    decided by looking at the state again (the path taken after a watch gap)."""
+    def cannot_vouch(key, range_end, after, deadline, done=None):
+        time.sleep(0.05)
+        return False if deadline is not None and time.monotonic() > deadline else None
+    lock._wait_for_change = cannot_vouch
+
+
+def _acquire_in_thread(lock, timeout):
+    outcome = []
+
+    def run():
+        try:
+            outcome.append(lock.acquire(timeout=timeout))
+        except OwnerDiedError:
+            outcome.append("owner died")
+    t = threading.Thread(target=run)
+    t.start()
+    return t, outcome
+
+
+def test_a_turn_decided_by_a_look_tells_a_hand_off_from_a_death(cluster, ctx):
+    # After a watch gap, the waiter judges from the holder record (and, for a hand-off, from
+    # the queue as it was at the hand-off's revision) whether its predecessor released.
+    lock = cluster.Lock("looks")
+    _blind(lock)
+    lock.acquire()
+    t, outcome = _acquire_in_thread(lock, 60)
+    _wait_until_queued(lock, 2)
+    lock.release()  # handed to the thread: a clean hand-off
+    t.join(60)
+    assert outcome == [True]
+    lock.release()
+
+    # A holder killed while holding: the look finds its "held" record and no key.
+    held = ctx.Event()
+    holder = ctx.Process(target=cw.hold, args=(lock, held, 3600))
+    holder.start()
+    assert held.wait(60)
+    t, outcome = _acquire_in_thread(lock, 60)
+    _wait_until_queued(lock, 2)
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.join(10)
+    t.join(60)
+    assert outcome == ["owner died"]
+    lock.release()
+
+    # Handed to a waiter that then died: the record says "handed", and at that revision a key
+    # older than ours (the dead waiter's) was still there.
+    held, go, results = ctx.Event(), ctx.Event(), ctx.Queue()
+    first = ctx.Process(target=cw.hold_until_told, args=(lock, held, go, results))
+    first.start()
+    assert held.wait(60)
+    held2 = ctx.Event()
+    doomed = ctx.Process(target=cw.hold, args=(lock, held2, 3600))
+    doomed.start()
+    _wait_until_queued(lock, 2)
+    t, outcome = _acquire_in_thread(lock, 60)
+    _wait_until_queued(lock, 3)
+    go.set()  # the first child releases: handed to the doomed one
+    assert held2.wait(60)
+    os.kill(doomed.pid, signal.SIGKILL)
+    doomed.join(10)
+    first.join(30)
+    t.join(60)
+    assert outcome == ["owner died"]
+    assert results.get(timeout=10)[1] == "released"
+    lock.release()
+
+
+def test_a_waiter_whose_deadline_passes_as_the_lock_is_handed_to_it_holds_it(cluster):
+    # A timed-out waiter leaves only if an older key remains; when none does, the lock was
+    # handed to it and acquire() returns True holding it (never leaving it held by no one).
+    lock = cluster.Lock("deadline")
+
+    def sleep_past_the_deadline(key, range_end, after, deadline, done=None):
+        time.sleep(max(0.0, deadline - time.monotonic()) + 0.01)
+        return False  # as if nothing had been seen before the deadline
+    lock._wait_for_change = sleep_past_the_deadline
+    lock.acquire()
+    t, outcome = _acquire_in_thread(lock, 1.0)
+    _wait_until_queued(lock, 2)
+    lock.release()  # handed to the waiter, which learns it only after its deadline
+    t.join(60)
+    assert outcome == [True] and lock.locked()
+    lock.release()
+    assert not lock.locked()
+
+    lock.acquire()  # still held when the deadline passes: the waiter leaves the queue
+    t, outcome = _acquire_in_thread(lock, 0.5)
+    t.join(60)
+    assert outcome == [False]
+    assert len(lock._read(get_prefix(lock._queue(), keys_only=True)).kvs(0)) == 1
+    lock.release()

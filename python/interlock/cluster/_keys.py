@@ -4,7 +4,7 @@ Every key of a cluster primitive lives under ``/<namespace>/<name>/``::
 
     /ns/name/meta             what the primitive is: {"kind": "Lock", ...} (created once)
     /ns/name/q/<owner-id>     Lock, RLock: one key per holder or waiter (on its lease)
-    /ns/name/holder           Lock, RLock: the last owner's key, or "" once released
+    /ns/name/holder           Lock, RLock: {"key", "state": held | released | handed, "op"}
     /ns/name/total            Semaphore: permits in existence outside holders' hands
     /ns/name/h/<owner-id>     Semaphore: one key per permit held (on the holder's lease)
     /ns/name/flag             Event: "1" set, "0" clear
@@ -12,7 +12,7 @@ Every key of a cluster primitive lives under ``/<namespace>/<name>/``::
     /ns/name/lock/...         Condition: its own RLock when none was given
     /ns/name/gen              Barrier: {"gen": N, "via": "round" | "reset"}
     /ns/name/broken           Barrier: present while broken
-    /ns/name/a/<gen>/<slot>   Barrier: party `slot` (its index) arrived in round `gen`
+    /ns/name/a/<gen>/<owner-id> Barrier: a party arrived in round `gen` (index: creation order)
 
 An <owner-id> is the session's lease id in hex and a counter, so keys of one process sort
 together and never repeat. Keys on a lease disappear when their process dies or is cut off.

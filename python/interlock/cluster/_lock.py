@@ -1,29 +1,37 @@
 """Lock and RLock on etcd.
 
-Protocol (a fair queue, as etcd's own mutex recipe):
+Protocol (a fair queue, as etcd's own mutex recipe, with hand-offs that cost no transaction
+of the new owner):
 
 * To acquire, a process puts a key ``q/<owner-id>`` on its lease. Keys are ordered by their
   create revision, which etcd assigns in increasing order: the key with the lowest one is the
-  **owner**; the lock is locked exactly while the queue is not empty. A waiter watches the
-  deletion of the key just before its own (never the whole queue), starting from the
-  revision at which it looked, so a deletion between its look and its watch is not missed.
-* When its key becomes the lowest, the owner confirms in one transaction that no older key
-  exists (a comparison over the whole queue: every create revision greater than its own
-  minus one) and swaps the ``holder`` record: it reads the previous owner's record and writes
-  its own. A previous record that names another key and was never marked released means the
-  previous owner vanished while holding the lock: its lease expired because its process died
-  or was cut off. The new owner then holds the lock and gets OwnerDiedError, as with a local
-  robust lock.
-* Releasing deletes the owner's key and marks the holder record released, in one
-  transaction that compares the key's create revision first, so a process can only ever
-  delete its own hold. If the key is gone, the hold was lost (its lease expired) and
-  release() raises LockLostError, changing nothing.
-* Acquiring a free lock is one transaction: "if the queue is empty, put my key and swap the
-  holder record; else put my key (unless the call may not wait) and tell me the newest key
-  before it". A hand-off costs the releaser's transaction, one watch event and the new
-  owner's confirming transaction.
+  **owner**; the lock is locked exactly while the queue is not empty.
+* The ``holder`` record says how the last change of owner came about: ``held`` by a key that
+  took a free lock, ``released`` by a key that left no waiter, or ``handed`` by a key that
+  released while others waited (the oldest of them owns the lock from that revision on).
+* Acquiring a free lock is one transaction: "if the queue is empty, put my key and write
+  `held` (returning the record it replaced); else put my key (unless the call may not wait)
+  and return every key before it". A replaced record that is not ``released`` means the last
+  owner vanished while holding the lock (its lease expired: its process died or was cut
+  off): the new owner holds the lock and gets OwnerDiedError, as with a local robust lock.
+* A waiter watches the queue and the record from the revision of its transaction, striking
+  out each older key as it is deleted. When the last one goes it owns the lock, with no
+  further request: if the record was written ``released`` or ``handed`` by that key in the
+  same revision, that owner released it; otherwise that owner's lease expired while it held
+  the lock (OwnerDiedError).
+* Releasing deletes the owner's key and writes ``released`` or ``handed`` (whether other keys
+  remain decides, inside the same transaction), after comparing the key's create revision, so
+  a process can only ever delete its own hold. If the key is gone, the hold was lost (its
+  lease expired) and release() raises LockLostError, changing nothing.
+* A waiter that times out leaves the queue only if an older key remains (one transaction);
+  if none does, the lock was handed to it and the acquisition succeeds. A waiter interrupted
+  by an exception deletes its key whatever it is.
+* When a waiter cannot see every change since its look (a new watch, or an overrun), it reads
+  the older keys and the record again. If it is already the owner, the record tells how: a
+  record written ``handed`` at revision m was meant for it if no key older than it existed
+  at m (a read at that revision), otherwise for an owner who since vanished.
 * multiprocessing lets any process release a Lock: releasing one this process does not hold
-  deletes the current owner's key, marks the holder record released, and leaves a marker
+  deletes the current owner's key, writes the record the same way, and leaves a marker
   ``r/<key>`` on the owner's lease, by which the owner later tells "released on my behalf"
   from "lost".
 * The **fencing token** of a hold is its key's create revision: every acquisition's is
@@ -39,13 +47,18 @@ import json
 import operator
 import threading
 import time
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from .. import OwnerDiedError
-from ._errors import LeaseNotFound, LockLostError
+from pyetcd import etcdrpc
+
+from ._errors import ClusterError, LeaseNotFound, LockLostError
 from ._keys import prefix_end
 from ._primitive import (Primitive, compare, deadline_of, delete, get, get_prefix, load_json,
-                         put)
+                         put, remaining, txn_op)
+
+# What a waiter's turn came to (see Lock._await_turn).
+_CLEAN, _DIED, _REQUEUE = "clean", "died", "requeue"
 
 
 class _Hold:
@@ -59,11 +72,6 @@ class _Hold:
         self.revision = revision
         self.lease = lease
         self.thread = threading.get_ident()
-
-
-def _deleted(key: bytes) -> Callable[[List[Any]], bool]:
-    """Whether a batch of watch events deletes `key`."""
-    return lambda events: any(e.type == 1 and e.kv.key == key for e in events)
 
 
 def _block_flag(block: Any) -> bool:
@@ -120,20 +128,20 @@ class Lock(Primitive):
     def _queue(self) -> bytes:
         return self._key("q", "")
 
-    def _holder_record(self, key: bytes, released: bool, op: str = "") -> bytes:
-        return json.dumps({"key": key.decode(), "released": released, "op": op}).encode()
+    def _record(self, key: bytes, state: str, op: str = "") -> bytes:
+        """The holder record: `state` ("held", "released" or "handed") by `key`."""
+        return json.dumps({"key": key.decode(), "state": state, "op": op}).encode()
 
     def _owner_died(self, previous: Optional[bytes], mine: bytes) -> bool:
+        """Whether the record a free lock's taker replaced says its last owner vanished."""
         record = load_json(previous, None)
-        return bool(record and not record.get("released") and
+        return bool(record and record.get("state") != "released" and
                     record.get("key") != mine.decode())
 
     def _take(self, deadline: Optional[float]) -> Optional[Tuple[_Hold, bool]]:
-        """One transaction takes a free lock (and swaps the holder record: a put that returns
-        the value it replaced); on a held lock the same transaction joins the queue (unless
-        the call may not wait) and returns the key just before ours, whose deletion is then
-        watched from that revision on. After it, one transaction confirms ownership, or names
-        the new predecessor."""
+        """One transaction takes a free lock (writing the holder record, and reading the one it
+        replaces), or joins the queue and returns every key before ours; then the waiter
+        follows the queue's changes until no older key is left."""
         session = self._session()
         queue = self._queue()
         holder = self._key("holder")
@@ -144,49 +152,105 @@ class Lock(Primitive):
             try:
                 t = self._txn(
                     [compare(queue, "CREATE", "EQUAL", 0, range_end=prefix_end(queue))],
-                    [put(key, b"", lease),
-                     put(holder, self._holder_record(key, False), previous=True)],
-                    [get_prefix(queue, limit=1, sort_target=2, sort_order=2),  # CREATE, DESC
-                     get(key)] + ([put(key, b"", lease)] if blocking else []))
+                    [put(key, b"", lease), put(holder, self._record(key, "held"), previous=True)],
+                    [get_prefix(queue, keys_only=True), get(key)]
+                    + ([put(key, b"", lease)] if blocking else []))
             except LeaseNotFound:
                 continue  # refused whole: again, on a new lease
             if t.succeeded:  # our key was created at the transaction's revision
                 return _Hold(key, t.revision, lease), self._owner_died(t.value(1), key)
-            last, mine = t.kvs(0), t.kvs(1)
+            mine = t.kvs(1)
             if mine:
                 # A retried transaction whose first attempt landed: our key is in the queue.
-                revision, before, seen = mine[0].create_revision, None, t.revision
-                if not blocking:  # it landed as the success branch: the lock is ours
-                    return _Hold(key, revision, lease), False
+                revision = mine[0].create_revision
+                older = {kv.key for kv in t.kvs(0) if kv.create_revision < revision}
             elif not blocking:
                 return None
             else:
-                revision, before, seen = t.revision, last[0].key, t.revision
+                revision, older = t.revision, {kv.key for kv in t.kvs(0)}
             try:
-                while True:
-                    if before is not None and self._wait_for_change(
-                            queue, prefix_end(queue), seen, deadline,
-                            _deleted(before)) is False:
-                        self._leave(key, revision)
-                        return None
-                    # No older key left: we own the lock. Confirm, and swap the holder record;
-                    # or learn the key now just before ours.
-                    c = self._txn(
-                        [compare(key, "CREATE", "EQUAL", revision),
-                         compare(queue, "CREATE", "GREATER", revision - 1,
-                                 range_end=prefix_end(queue))],
-                        [put(holder, self._holder_record(key, False), previous=True)],
-                        [get_prefix(queue, max_create_revision=revision - 1, limit=1,
-                                    sort_target=2, sort_order=2), get(key)])
-                    if c.succeeded:
-                        return _Hold(key, revision, lease), self._owner_died(c.value(0), key)
-                    if not c.kvs(1):
-                        break  # our key is gone (our lease was lost): queue up again
-                    before, seen = c.kvs(0)[0].key, c.revision
+                outcome = self._await_turn(key, revision, older, t.revision, deadline)
             except BaseException:
                 self._leave(key, revision)  # Ctrl-C, or the cluster became unreachable
                 raise
+            if outcome is None:
+                return None  # timed out
+            if outcome != _REQUEUE:
+                return _Hold(key, revision, lease), outcome == _DIED
             self._txn([], [delete(self._marker(key))])
+
+    def _await_turn(self, key: bytes, revision: int, older: Set[bytes], seen: int,
+                    deadline: Optional[float]) -> Any:
+        """Waits until no key older than ours (`older`, as of revision `seen`) is left.
+        Returns _CLEAN or _DIED (we own the lock; its last owner released it, or vanished),
+        _REQUEUE (our key is gone: our lease was lost) or None (timed out, out of the queue)."""
+        holder = self._key("holder")
+        outcome: List[Any] = []
+
+        def follow(events: List[Any]) -> bool:
+            # Events come in revision order, a transaction's together.
+            records: Dict[int, Any] = {}
+            for e in events:
+                if e.kv.key == holder and e.type == 0:
+                    records[e.kv.mod_revision] = load_json(e.kv.value, {})
+            for e in events:
+                if e.type == 1 and e.kv.key in older:
+                    older.discard(e.kv.key)
+                    if not older:  # the owner's key, deleted: the lock is ours
+                        record = records.get(e.kv.mod_revision, {})
+                        clean = (record.get("key") == e.kv.key.decode() and
+                                 record.get("state") in ("released", "handed"))
+                        outcome.append(_CLEAN if clean else _DIED)
+                        return True
+            return False
+
+        while not older or self._wait_for_change(
+                holder, prefix_end(self._queue()), seen, deadline, follow) is not True:
+            if older and remaining(deadline) == 0:
+                if self._leave_unless_owner(key, revision):
+                    return None
+            # Our watch cannot vouch for every change since `seen` (or the deadline passed and
+            # the lock was ours): look again.
+            q = self._queue()
+            look = self._read(get_prefix(q, keys_only=True, max_create_revision=revision - 1),
+                              get(holder), get(key))
+            if not look.kvs(2):
+                return _REQUEUE
+            older, seen = {kv.key for kv in look.kvs(0)}, look.revision
+            if not older:
+                return _DIED if self._died_before(look.kvs(1), key, revision) else _CLEAN
+        return outcome[0]
+
+    def _died_before(self, record_kvs: List[Any], key: bytes, revision: int) -> bool:
+        """We own the lock and learnt it from a look, not from the change itself: did the
+        owner before us vanish while holding it? (See the protocol above.)"""
+        if not record_kvs:
+            return False
+        record = load_json(record_kvs[0].value, {})
+        state, written = record.get("state"), record_kvs[0].mod_revision
+        if record.get("key") == key.decode() or state == "released":
+            return False
+        if state == "held" or written < revision:
+            return True  # its owner (not us: we were not in the queue yet) left no record
+        try:  # handed on after we joined: to us, unless a key older than ours was still there
+            q = self._queue()
+            # (etcd counts a range before it applies max_create_revision: read the keys.)
+            at = self._session().call("kv", "Range", etcdrpc.RangeRequest(
+                key=q, range_end=prefix_end(q), max_create_revision=revision - 1,
+                revision=written, keys_only=True))
+        except ClusterError:
+            return False  # that revision was compacted away: nothing says the owner died
+        return bool(at.kvs)
+
+    def _leave_unless_owner(self, key: bytes, revision: int) -> bool:
+        """A timed-out waiter leaves the queue if an older key remains (True); if none does,
+        the lock is ours and it stays (False)."""
+        q = self._queue()
+        t = self._txn([compare(key, "CREATE", "EQUAL", revision),
+                       compare(q, "CREATE", "GREATER", revision - 1, range_end=prefix_end(q))],
+                      [], [txn_op([compare(key, "CREATE", "EQUAL", revision)],
+                                  [delete(key)])])
+        return not t.succeeded  # left (or our key was gone already)
 
     def _leave(self, key: bytes, revision: int) -> None:
         """Gives up a place in the queue (best effort: the lease removes it otherwise)."""
@@ -210,7 +274,7 @@ class Lock(Primitive):
         holder = self._key("holder")
         marker = self._marker(hold.key)
         t = self._txn([compare(hold.key, "CREATE", "EQUAL", hold.revision)],
-                      [delete(hold.key), put(holder, self._holder_record(hold.key, True, op))],
+                      [self._give_up(hold.key, hold.revision, op)],
                       [get(marker), get(holder)])
         if t.succeeded:
             return
@@ -224,6 +288,14 @@ class Lock(Primitive):
         raise LockLostError(
             f"the hold on cluster lock {self.name!r} was lost (this process's lease expired); "
             "another process may hold the lock now, and nothing was released")
+
+    def _give_up(self, key: bytes, revision: int, op: str) -> Any:
+        """The owner's key `key` deleted, and the record written: "released" if no other key
+        is in the queue (every key's create revision is at most ours), "handed" if one is."""
+        q, holder = self._queue(), self._key("holder")
+        return txn_op([compare(q, "CREATE", "LESS", revision + 1, range_end=prefix_end(q))],
+                      [delete(key), put(holder, self._record(key, "released", op))],
+                      [delete(key), put(holder, self._record(key, "handed", op))])
 
     def _marker(self, key: bytes) -> bytes:
         return self._key("r", key.rsplit(b"/", 1)[1].decode())
@@ -243,7 +315,7 @@ class Lock(Primitive):
             owner = t.kvs(0)[0]
             done = self._txn(
                 [compare(owner.key, "CREATE", "EQUAL", owner.create_revision)],
-                [delete(owner.key), put(holder, self._holder_record(owner.key, True, op)),
+                [self._give_up(owner.key, owner.create_revision, op),
                  put(self._marker(owner.key), op.encode(), owner.lease)])
             if done.succeeded:
                 return

@@ -66,6 +66,12 @@ def delete(key: bytes, range_end: bytes = b"") -> Op:
         key=key, range_end=range_end))
 
 
+def txn_op(compares: Sequence["Cmp"], success: Sequence[Op], failure: Sequence[Op] = ()) -> Op:
+    """A transaction nested in another's branch (its answer: Txn.results[i], a TxnResponse)."""
+    return etcdrpc.RequestOp(request_txn=etcdrpc.TxnRequest(
+        compare=list(compares), success=list(success), failure=list(failure)))
+
+
 def compare(key: bytes, target: str, result: str, value: Any,
             range_end: bytes = b"") -> Cmp:
     """Compare(key[, range], CREATE|MOD|VERSION|VALUE, EQUAL|GREATER|LESS|NOT_EQUAL, value).
