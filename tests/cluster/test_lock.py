@@ -242,7 +242,7 @@ def _wait_until_queued(lock, n):
 def _blind(lock):
     """Makes this process's waits on `lock` unable to see changes, so that every turn is
     decided by looking at the state again (the path taken after a watch gap)."""
-    def cannot_vouch(key, range_end, after, deadline, done=None):
+    def cannot_vouch(key, range_end, after, deadline, done=None, wake_on=None):
         time.sleep(0.05)
         return False if deadline is not None and time.monotonic() > deadline else None
     lock._wait_for_change = cannot_vouch
@@ -315,7 +315,7 @@ def test_a_waiter_whose_deadline_passes_as_the_lock_is_handed_to_it_holds_it(clu
     # handed to it and acquire() returns True holding it (never leaving it held by no one).
     lock = cluster.Lock("deadline")
 
-    def sleep_past_the_deadline(key, range_end, after, deadline, done=None):
+    def sleep_past_the_deadline(key, range_end, after, deadline, done=None, wake_on=None):
         time.sleep(max(0.0, deadline - time.monotonic()) + 0.01)
         return False  # as if nothing had been seen before the deadline
     lock._wait_for_change = sleep_past_the_deadline

@@ -159,10 +159,16 @@ class Barrier(Primitive):
             # The round is full and its last party is finishing it: wait for the next. (Our
             # key stays until that party deletes the round's keys: deleting it now would look
             # like a party gone to the round's waiters.)
-            if self._wait_for_change(gen_key, b"", t.revision, deadline) is False:
-                self._break()
-                raise threading.BrokenBarrierError
-            self._gen_seen = None
+            seen = t.revision
+            while True:
+                moved = self._wait_for_change(gen_key, b"", seen, deadline)
+                if moved is False:
+                    self._break()
+                    raise threading.BrokenBarrierError
+                now, raw_now, _, _, seen = self._look()
+                if moved or now != gen:
+                    self._gen_seen = raw_now
+                    break
         try:
             if index == self._parties - 1:
                 self._finish_round(gen, raw, arrived[:self._parties])
@@ -245,6 +251,9 @@ class Barrier(Primitive):
                 outcome.append("broken")
             elif not parties <= {kv.key for kv in present}:
                 outcome.append("party gone")
+            else:  # the round's parties: its first keys in creation order
+                parties = {kv.key for kv in present[:self._parties]}
+                later[0] = self._parties - len(parties)
         if outcome[0] == "party gone":
             self._break()
         if outcome[0] != "released":

@@ -11,14 +11,15 @@ of the new owner):
   released while others waited (the oldest of them owns the lock from that revision on).
 * Acquiring a free lock is one transaction: "if the queue is empty, put my key and write
   `held` (returning the record it replaced); else put my key (unless the call may not wait)
-  and return every key before it". A replaced record that is not ``released`` means the last
-  owner vanished while holding the lock (its lease expired: its process died or was cut
+  and return the newest key before it". A replaced record that is not ``released`` means the
+  last owner vanished while holding the lock (its lease expired: its process died or was cut
   off): the new owner holds the lock and gets OwnerDiedError, as with a local robust lock.
-* A waiter watches the queue and the record from the revision of its transaction, striking
-  out each older key as it is deleted. When the last one goes it owns the lock, with no
-  further request: if the record was written ``released`` or ``handed`` by that key in the
-  same revision, that owner released it; otherwise that owner's lease expired while it held
-  the lock (OwnerDiedError).
+* A waiter watches the deletion of its predecessor (the key just before its own: no
+  thundering herd, only that key's changes wake it) from the revision of its transaction. If
+  the record was written ``handed`` (or ``released``) by that key in the same revision, the
+  predecessor was the owner and released: the waiter owns the lock, with no further request.
+  A deletion without it (a waiter that left, or a lease that expired) sends the waiter to look
+  at the queue again.
 * Releasing deletes the owner's key and writes ``released`` or ``handed`` (whether other keys
   remain decides, inside the same transaction), after comparing the key's create revision, so
   a process can only ever delete its own hold. If the key is gone, the hold was lost (its
@@ -26,10 +27,13 @@ of the new owner):
 * A waiter that times out leaves the queue only if an older key remains (one transaction);
   if none does, the lock was handed to it and the acquisition succeeds. A waiter interrupted
   by an exception deletes its key whatever it is.
-* When a waiter cannot see every change since its look (a new watch, or an overrun), it reads
-  the older keys and the record again. If it is already the owner, the record tells how: a
-  record written ``handed`` at revision m was meant for it if no key older than it existed
-  at m (a read at that revision), otherwise for an owner who since vanished.
+* A look (also taken when the watch cannot vouch for every change since the last one: a new
+  watch, or an overrun) reads the newest older key, which becomes the predecessor, and the
+  record. With no older key left the waiter owns the lock, and the record tells whether the
+  owner before it released: ``held`` by another key, or ``handed`` before the waiter joined,
+  means that owner vanished; ``handed`` after it joined was meant for it if no key older than
+  it existed at that revision (a read at that revision), otherwise for an owner who since
+  vanished.
 * multiprocessing lets any process release a Lock: releasing one this process does not hold
   deletes the current owner's key, writes the record the same way, and leaves a marker
   ``r/<key>`` on the owner's lease, by which the owner later tells "released on my behalf"
@@ -47,7 +51,7 @@ import json
 import operator
 import threading
 import time
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, List, Optional, Tuple
 
 from .. import OwnerDiedError
 from pyetcd import etcdrpc
@@ -55,10 +59,18 @@ from pyetcd import etcdrpc
 from ._errors import ClusterError, LeaseNotFound, LockLostError
 from ._keys import prefix_end
 from ._primitive import (Primitive, compare, deadline_of, delete, get, get_prefix, load_json,
-                         put, remaining, txn_op)
+                         put, txn_op)
 
 # What a waiter's turn came to (see Lock._await_turn).
-_CLEAN, _DIED, _REQUEUE = "clean", "died", "requeue"
+_CLEAN, _DIED, _REQUEUE, _LOOK = "clean", "died", "requeue", "look"
+_CREATE, _DESCEND = 2, 2  # RangeRequest's sort_target and sort_order
+
+
+def _released_by(record: bytes, key: bytes) -> bool:
+    """Whether a holder record says `key` released the lock (or handed it on)."""
+    value = load_json(record, {})
+    return bool(value.get("key") == key.decode() and
+                value.get("state") in ("released", "handed"))
 
 
 class _Hold:
@@ -153,7 +165,8 @@ class Lock(Primitive):
                 t = self._txn(
                     [compare(queue, "CREATE", "EQUAL", 0, range_end=prefix_end(queue))],
                     [put(key, b"", lease), put(holder, self._record(key, "held"), previous=True)],
-                    [get_prefix(queue, keys_only=True), get(key)]
+                    [get_prefix(queue, keys_only=True, limit=1, sort_target=_CREATE,
+                                sort_order=_DESCEND), get(key)]
                     + ([put(key, b"", lease)] if blocking else []))
             except LeaseNotFound:
                 continue  # refused whole: again, on a new lease
@@ -161,15 +174,15 @@ class Lock(Primitive):
                 return _Hold(key, t.revision, lease), self._owner_died(t.value(1), key)
             mine = t.kvs(1)
             if mine:
-                # A retried transaction whose first attempt landed: our key is in the queue.
-                revision = mine[0].create_revision
-                older = {kv.key for kv in t.kvs(0) if kv.create_revision < revision}
+                # A retried transaction whose first attempt landed: our key is in the queue
+                # (and its predecessor unknown: a look finds it).
+                revision, before = mine[0].create_revision, None
             elif not blocking:
                 return None
             else:
-                revision, older = t.revision, {kv.key for kv in t.kvs(0)}
+                revision, before = t.revision, t.kvs(0)[0].key
             try:
-                outcome = self._await_turn(key, revision, older, t.revision, deadline)
+                outcome = self._await_turn(key, revision, before, t.revision, deadline)
             except BaseException:
                 self._leave(key, revision)  # Ctrl-C, or the cluster became unreachable
                 raise
@@ -179,47 +192,47 @@ class Lock(Primitive):
                 return _Hold(key, revision, lease), outcome == _DIED
             self._txn([], [delete(self._marker(key))])
 
-    def _await_turn(self, key: bytes, revision: int, older: Set[bytes], seen: int,
+    def _await_turn(self, key: bytes, revision: int, before: Optional[bytes], seen: int,
                     deadline: Optional[float]) -> Any:
-        """Waits until no key older than ours (`older`, as of revision `seen`) is left.
-        Returns _CLEAN or _DIED (we own the lock; its last owner released it, or vanished),
-        _REQUEUE (our key is gone: our lease was lost) or None (timed out, out of the queue)."""
+        """Waits until no key older than ours is left, watching `before` (our predecessor as
+        of revision `seen`; None: unknown). Returns _CLEAN or _DIED (we own the lock; its
+        last owner released it, or vanished), _REQUEUE (our key is gone: our lease was lost)
+        or None (timed out, out of the queue)."""
         holder = self._key("holder")
         outcome: List[Any] = []
 
         def follow(events: List[Any]) -> bool:
             # Events come in revision order, a transaction's together.
-            records: Dict[int, Any] = {}
             for e in events:
-                if e.kv.key == holder and e.type == 0:
-                    records[e.kv.mod_revision] = load_json(e.kv.value, {})
-            for e in events:
-                if e.type == 1 and e.kv.key in older:
-                    older.discard(e.kv.key)
-                    if not older:  # the owner's key, deleted: the lock is ours
-                        record = records.get(e.kv.mod_revision, {})
-                        clean = (record.get("key") == e.kv.key.decode() and
-                                 record.get("state") in ("released", "handed"))
-                        outcome.append(_CLEAN if clean else _DIED)
-                        return True
+                if e.type == 1 and e.kv.key == before:
+                    handed = any(r.kv.key == holder and r.type == 0 and
+                                 r.kv.mod_revision == e.kv.mod_revision and
+                                 _released_by(r.kv.value, before) for r in events)
+                    outcome.append(_CLEAN if handed else _LOOK)
+                    return True
             return False
 
-        while not older or self._wait_for_change(
-                holder, prefix_end(self._queue()), seen, deadline, follow) is not True:
-            if older and remaining(deadline) == 0:
-                if self._leave_unless_owner(key, revision):
-                    return None
-            # Our watch cannot vouch for every change since `seen` (or the deadline passed and
-            # the lock was ours): look again.
+        while True:
+            if before is not None:
+                outcome.clear()
+                done = self._wait_for_change(holder, prefix_end(self._queue()), seen, deadline,
+                                             follow, wake_on=before)
+                if done and outcome[0] == _CLEAN:
+                    return _CLEAN
+                if done is False and self._leave_unless_owner(key, revision):
+                    return None  # timed out, and an older key remained
+            # Look: our predecessor left or vanished, the watch cannot vouch for every change
+            # since `seen`, or the deadline passed with the lock ours.
             q = self._queue()
             look = self._read(get_prefix(q, keys_only=True, max_create_revision=revision - 1),
                               get(holder), get(key))
             if not look.kvs(2):
                 return _REQUEUE
-            older, seen = {kv.key for kv in look.kvs(0)}, look.revision
+            older = look.kvs(0)
             if not older:
                 return _DIED if self._died_before(look.kvs(1), key, revision) else _CLEAN
-        return outcome[0]
+            before = max(older, key=lambda kv: kv.create_revision).key
+            seen = look.revision
 
     def _died_before(self, record_kvs: List[Any], key: bytes, revision: int) -> bool:
         """We own the lock and learnt it from a look, not from the change itself: did the

@@ -170,18 +170,21 @@ class Primitive:
 
     def _wait_for_change(self, key: bytes, range_end: bytes, after: int,
                          deadline: Optional[float],
-                         done: Callable[[List[Any]], bool] = lambda events: True
-                         ) -> Optional[bool]:
+                         done: Callable[[List[Any]], bool] = lambda events: True,
+                         wake_on: Optional[bytes] = None) -> Optional[bool]:
         """Sleeps until a change to [key, range_end) made after revision `after` for which
         `done(events)` is true (True), or the deadline (False); None when the changes since
         `after` cannot all be seen (a new watch, or a buffer overrun): the caller then looks
         at the state again and waits from that revision. So no change is missed between a
         read at revision `after` and this wait: the session's standing watch on the range
         holds every change after the revision at which etcd confirmed it (Watch).
-        Interruptible (KeyboardInterrupt) in the main thread: it sleeps in slices of 0.25 s."""
+        Interruptible (KeyboardInterrupt) in the main thread: it sleeps in slices of 0.25 s.
+        With `wake_on`, only changes of that key wake it early (`done` must be false for the
+        others: it sees them at its next wake-up)."""
         watch = self._session().watches.standing(key, range_end, deadline)
         with watch.cond:
             watch.waiting += 1
+            watch.interested(wake_on, +1)
             try:
                 while True:
                     if watch.error is not None:
@@ -200,6 +203,7 @@ class Primitive:
                         return False
                     watch.cond.wait(0.25 if left is None else min(left, 0.25))
             finally:
+                watch.interested(wake_on, -1)
                 watch.waiting -= 1
                 watch.last_used = time.monotonic()
 

@@ -411,14 +411,35 @@ class Watch:
         self.error: Optional[Exception] = None
         self.last_used = time.monotonic()
         self.waiting = 0
+        # Who to wake: waiters that want every change, and those that want only changes of
+        # some keys (a lock's waiter: its predecessor's key), by key, counted.
+        self.wake_all = 0
+        self.wake_keys: Dict[bytes, int] = {}
 
     def add(self, events: List[Any]) -> None:
+        """Buffers a response's events and wakes the waiters they may concern (the others
+        see them at their next wake-up: they are in the buffer)."""
         with self.cond:
+            wake = self.wake_all > 0
             for event in events:
                 if len(self.buffer) == self.buffer.maxlen:
                     self.dropped_through = self.buffer[0][0]
                 self.buffer.append((event.kv.mod_revision, event))
-            self.cond.notify_all()
+                wake = wake or event.kv.key in self.wake_keys
+            if wake:
+                self.cond.notify_all()
+
+    def interested(self, key: Optional[bytes], delta: int) -> None:
+        """(cond held) A waiter starts (+1) or stops (-1) wanting changes of `key` (None:
+        of every key)."""
+        if key is None:
+            self.wake_all += delta
+            return
+        count = self.wake_keys.get(key, 0) + delta
+        if count > 0:
+            self.wake_keys[key] = count
+        else:
+            self.wake_keys.pop(key, None)
 
     def created(self, header_revision: int) -> None:
         with self.cond:
