@@ -203,11 +203,14 @@ class Lock(Primitive):
 
         def follow(events: List[Any]) -> bool:
             # Events come in revision order, a transaction's together.
+            predecessor = before
+            if predecessor is None:
+                return False
             for e in events:
-                if e.type == 1 and e.kv.key == before:
+                if e.type == 1 and e.kv.key == predecessor:
                     handed = any(r.kv.key == holder and r.type == 0 and
                                  r.kv.mod_revision == e.kv.mod_revision and
-                                 _released_by(r.kv.value, before) for r in events)
+                                 _released_by(r.kv.value, predecessor) for r in events)
                     outcome.append(_CLEAN if handed else _LOOK)
                     return True
             return False
