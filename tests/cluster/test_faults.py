@@ -1,11 +1,13 @@
-"""Faults with real processes against a real 3-member etcd cluster: the etcd leader killed, a
-member stopped and resumed, and a client cut off from the cluster by a real network partition
-(a network namespace and a veth pair made by the test)."""
+"""Faults with real processes against a real 3-member etcd cluster: a Lock holder, a Barrier
+party and a Condition waiter SIGKILLed, the etcd leader killed, a member stopped and resumed,
+and a client cut off from the cluster by a real network partition (a network namespace and a
+veth pair made by the test)."""
 
 import contextlib
 import multiprocessing as mp
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -17,6 +19,7 @@ import pytest
 from cluster import cluster_workers as cw
 from interlock import OwnerDiedError
 from interlock import cluster as cl
+from interlock.cluster._primitive import get_prefix
 
 TTL = 3.0
 
@@ -63,6 +66,71 @@ def test_a_stopped_member_does_not_stop_the_clients(etcd3, tmp_path):
             _wait_for_progress(path, int(path.read_text()) + 20, timeout=120)
         finally:
             member.resume()
+
+
+def test_killed_holder_party_and_waiter_on_three_members(etcd3):
+    # SIGKILL of a Lock holder, of a Barrier party and of a Condition waiter, each a real
+    # process on its own lease, against the 3-member cluster.
+    ctx = mp.get_context("spawn")
+    c = _connect(etcd3, f"kills-{uuid.uuid4().hex[:8]}")
+    try:
+        # The Lock holder: the next acquirer (already waiting) gets OwnerDiedError within
+        # TTL + 1 s (and slack for a shared machine).
+        lock, held, results = c.Lock("robust"), ctx.Event(), ctx.Queue()
+        holder = ctx.Process(target=cw.hold, args=(lock, held, 3600))
+        holder.start()
+        assert held.wait(60)
+        waiter = ctx.Process(target=cw.acquire_and_report, args=(lock, results, 60))
+        waiter.start()
+        _until(lambda: len(lock._read(get_prefix(lock._queue(), keys_only=True)).kvs(0)) == 2)
+        killed_at = time.monotonic()
+        os.kill(holder.pid, signal.SIGKILL)
+        outcome = results.get(timeout=60)[0]
+        assert outcome == "owner died"
+        assert time.monotonic() - killed_at < TTL + 1 + 3
+        waiter.join(30)
+        holder.join(10)
+
+        # The Barrier party: the others break within TTL + 1 s.
+        barrier = c.Barrier("party", 3)
+        doomed = ctx.Process(target=cw.barrier_party, args=(barrier, results, 3600))
+        doomed.start()
+        _until(lambda: barrier.n_waiting == 1)
+        os.kill(doomed.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        with pytest.raises(threading.BrokenBarrierError):
+            barrier.wait(60)
+        assert time.monotonic() - killed_at < TTL + 1 + 3
+        doomed.join(10)
+
+        # The Condition waiter: notify_all() returns at once and wakes the live one.
+        cond = c.Condition("dead-waiter")
+        ready_dead, ready_live = ctx.Event(), ctx.Event()
+        dead = ctx.Process(target=cw.condition_waiter, args=(cond, ready_dead, results, 3600))
+        live = ctx.Process(target=cw.condition_waiter, args=(cond, ready_live, results, 60))
+        dead.start()
+        assert ready_dead.wait(60)
+        live.start()
+        assert ready_live.wait(60)
+        _until(lambda: cond._waiters() == 2)
+        os.kill(dead.pid, signal.SIGKILL)
+        dead.join(10)
+        start = time.monotonic()
+        with cond:
+            cond.notify_all()
+        assert time.monotonic() - start < 2
+        assert results.get(timeout=30) is True
+        live.join(30)
+        assert live.exitcode == 0
+    finally:
+        c.close()
+
+
+def _until(predicate, timeout=60):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
 
 
 def _wait_for_progress(path, at_least, timeout=120):
