@@ -334,3 +334,33 @@ def test_a_waiter_whose_deadline_passes_as_the_lock_is_handed_to_it_holds_it(clu
     assert outcome == [False]
     assert len(lock._read(get_prefix(lock._queue(), keys_only=True)).kvs(0)) == 1
     lock.release()
+
+
+def test_a_release_whose_reply_was_lost_and_retried_is_not_a_lost_hold(cluster, etcd):
+    # The first attempt of a release lands but its reply is lost; before the retry, the next
+    # owner takes the lock and releases it (replacing the record the first attempt wrote).
+    # The retry finds its key gone and its lease alive: its own release, not a lost hold.
+    from interlock import cluster as cl
+
+    other_connection = cl.connect(etcd.endpoints, namespace=cluster.namespace, lease_ttl=TTL)
+    try:
+        lock, other = cluster.Lock("retried"), other_connection.Lock("retried")
+        lock.acquire()
+        session = lock._session()
+        real = session.call
+        lost = []
+
+        def reply_lost_once(service, method, request, deadline=None):
+            if method == "Txn" and not lost:
+                lost.append(real(service, method, request, deadline))
+                other.acquire()
+                other.release()
+            return real(service, method, request, deadline)
+        session.call = reply_lost_once
+        try:
+            lock.release()
+        finally:
+            del session.call
+        assert lost and not lock.locked()
+    finally:
+        other_connection.close()

@@ -42,7 +42,9 @@ of the new owner):
   greater than any earlier one's.
 
 Every write can be retried after a lost reply: puts are conditional on the key's absence,
-deletes on its create revision, and the holder record carries the releasing call's id.
+deletes on its create revision, and the holder record carries the releasing call's id. A
+retried release that finds its key gone, no marker, and its lease still alive (asked of etcd)
+knows the key went by its own first attempt: a key on a live lease only goes by a transaction.
 """
 
 from __future__ import annotations
@@ -301,6 +303,11 @@ class Lock(Primitive):
         record = load_json(t.value(1), {})
         if record.get("op") == op:
             return  # our own release, whose reply was lost
+        if self._session().lease_alive(hold.lease):
+            # Our key is gone but our lease is not: a transaction deleted it, and with no
+            # marker that is our own release whose reply was lost (the record it wrote has
+            # been replaced since by the next owner's release).
+            return
         raise LockLostError(
             f"the hold on cluster lock {self.name!r} was lost (this process's lease expired); "
             "another process may hold the lock now, and nothing was released")

@@ -240,6 +240,13 @@ class Session:
             if self._lease_id:
                 self._lost_leases.add(self._lease_id)
 
+    def lease_alive(self, lease_id: int) -> bool:
+        """Whether etcd still has `lease_id` (one call; ClusterUnavailableError if none
+        answers): keys on a live lease can only have been deleted by a transaction."""
+        response = self.call("lease", "LeaseTimeToLive",
+                             etcdrpc.LeaseTimeToLiveRequest(ID=lease_id))
+        return bool(response.TTL > 0)
+
     def lease_lost(self, lease_id: int) -> bool:
         """True when keys on `lease_id` may be gone: etcd said the lease expired, or it has not
         confirmed the lease for longer than its TTL (it may have expired it meanwhile)."""
