@@ -58,21 +58,18 @@ def add_under_lock(lock, path, times):
                 f.write(str(value + 1))
 
 
-def semaphore_user(sem, inside_path, rounds, results):
-    """Takes a permit `rounds` times and records how many holders were inside at once (each
-    holder appends its pid to a file and removes it on leaving)."""
+def semaphore_user(sem, inside_dir, rounds, results):
+    """Takes a permit `rounds` times and records how many holders were inside at once: each
+    holder creates a file of its own in `inside_dir` on entering and removes it before
+    leaving, so a file there is a holder that has not released yet."""
     peak = 0
+    mine = os.path.join(inside_dir, str(os.getpid()))
     for _ in range(rounds):
         with sem:
-            with open(inside_path, "a") as f:
-                f.write(f"{os.getpid()}\n")
-            with open(inside_path) as f:
-                peak = max(peak, len([line for line in f if line.strip()]))
+            open(mine, "w").close()
+            peak = max(peak, len(os.listdir(inside_dir)))
             time.sleep(0.005)
-            with open(inside_path) as f:
-                lines = [line for line in f if line.strip() != str(os.getpid())]
-            with open(inside_path, "w") as f:
-                f.writelines(lines)
+            os.remove(mine)
     results.put(peak)
 
 

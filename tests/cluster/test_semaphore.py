@@ -72,7 +72,7 @@ def test_a_release_wakes_a_waiting_process(cluster, ctx):
 def test_permits_bound_holders_across_processes(cluster, ctx, tmp_path):
     s = cluster.BoundedSemaphore("bound", 2)
     inside = tmp_path / "inside"
-    inside.write_text("")
+    inside.mkdir()
     results = ctx.Queue()
     children = [ctx.Process(target=cw.semaphore_user, args=(s, str(inside), 6, results))
                 for _ in range(4)]
