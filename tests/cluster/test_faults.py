@@ -17,6 +17,7 @@ import uuid
 import pytest
 
 from cluster import cluster_workers as cw
+from cluster.test_condition import kill_a_waiter_then_notify_all
 from interlock import OwnerDiedError
 from interlock import cluster as cl
 from interlock.cluster._primitive import get_prefix
@@ -104,24 +105,7 @@ def test_killed_holder_party_and_waiter_on_three_members(etcd3):
         doomed.join(10)
 
         # The Condition waiter: notify_all() returns at once and wakes the live one.
-        cond = c.Condition("dead-waiter")
-        ready_dead, ready_live = ctx.Event(), ctx.Event()
-        dead = ctx.Process(target=cw.condition_waiter, args=(cond, ready_dead, results, 3600))
-        live = ctx.Process(target=cw.condition_waiter, args=(cond, ready_live, results, 60))
-        dead.start()
-        assert ready_dead.wait(60)
-        live.start()
-        assert ready_live.wait(60)
-        _until(lambda: cond._waiters() == 2)
-        os.kill(dead.pid, signal.SIGKILL)
-        dead.join(10)
-        start = time.monotonic()
-        with cond:
-            cond.notify_all()
-        assert time.monotonic() - start < 2
-        assert results.get(timeout=30) is True
-        live.join(30)
-        assert live.exitcode == 0
+        kill_a_waiter_then_notify_all(c.Condition("dead-waiter"), ctx)
     finally:
         c.close()
 
