@@ -271,3 +271,21 @@ def acquire_and_hold(lock, held, seconds):
     lock.acquire()
     held.set()
     time.sleep(seconds)
+
+
+def event_pulse_waiters(event, go, results, threads, rounds):
+    """`threads` threads of this process (the main thread among them) each wait on `event`
+    once per round, after taking a `go` permit, and put what wait() returned."""
+    import threading
+
+    def loop():
+        for _ in range(rounds):
+            go.acquire()
+            results.put(event.wait(60))
+
+    others = [threading.Thread(target=loop) for _ in range(threads - 1)]
+    for t in others:
+        t.start()
+    loop()
+    for t in others:
+        t.join()

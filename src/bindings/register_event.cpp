@@ -46,16 +46,29 @@ PyObject* event_wait(PyObject* self, PyObject* const* args, Py_ssize_t nargs, Py
   if (e == nullptr) return nullptr;
   WaitArgs a;
   if (!parse_wait_args("wait", kWaitNames, 1, args, nargs, kw, &a)) return nullptr;
-  if (event::is_set(*e)) Py_RETURN_TRUE;
+  // The wait starts here: every slice (and every resumption after a signal handler) compares
+  // against this one snapshot, so a set() that a clear() followed at once is never lost.
+  const uint32_t since = event::snapshot(*e);
+  if (event::word_is_set(since)) Py_RETURN_TRUE;
   if (a.try_only()) Py_RETURN_FALSE;
   core::Deadline deadline = a.deadline();
   bool raised;
   Status st = run_blocking(
       deadline,
-      [&](const core::Deadline& slice, core::Spin spin) { return event::wait(*e, slice, spin); },
+      [&](const core::Deadline& slice, core::Spin spin) {
+        return event::wait(*e, since, slice, spin);
+      },
       &raised);
   if (raised) return nullptr;
   return PyBool_FromLong(st == Status::kOk);
+}
+
+// _waiters(): threads (of every process) asleep or about to sleep in wait(). For tests, which
+// use it to know that every waiter's wait has started before they pulse the Event.
+PyObject* event_waiters(PyObject* self, PyObject* const*, Py_ssize_t nargs, PyObject* kw) {
+  core::EventState* e = event_state(self);
+  if (e == nullptr || !parse_no_args("_waiters", nargs, kw)) return nullptr;
+  return PyLong_FromUnsignedLong(event::waiters(*e));
 }
 
 // __init__(*, ctx=None)
@@ -74,7 +87,11 @@ PyMethodDef event_methods[] = {
      "set($self, /)\n--\n\nSet the flag and wake every waiter. Safe in a signal handler."},
     {"clear", as_cfunction(event_clear), kFastFlags, "clear($self, /)\n--\n\n"},
     {"wait", as_cfunction(event_wait), kFastFlags,
-     "wait($self, /, timeout=None)\n--\n\nBlock until the flag is set; False on timeout."},
+     "wait($self, /, timeout=None)\n--\n\n"
+     "Block until the flag is set. True if it was set before the call or at any moment\n"
+     "after the wait started (even if clear() followed at once); False on timeout."},
+    {"_waiters", as_cfunction(event_waiters), kFastFlags,
+     "_waiters($self, /)\n--\n\nThreads asleep or about to sleep in wait() (for tests)."},
     {nullptr, nullptr, 0, nullptr}};
 
 }  // namespace

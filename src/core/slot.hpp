@@ -58,8 +58,8 @@ struct SemaphoreState {
 
 // Event. See event.hpp.
 struct EventState {
-  std::atomic<uint32_t> flag;     // the futex word: 0 unset, 1 set
-  std::atomic<uint32_t> waiters;  // threads that are (about to be) asleep on `flag`
+  std::atomic<uint32_t> word;     // the futex word: the flag's transitions; odd = set
+  std::atomic<uint32_t> waiters;  // threads that are (about to be) asleep on `word`
 };
 
 // Condition. See condition.hpp.

@@ -87,6 +87,39 @@ TEST(event_wakes_every_waiter) {
   CHECK(event::wait(e, Deadline::after(0.01)) == Status::kTimedOut);
 }
 
+// A set() that a clear() follows at once still ends every wait that had started: waiters
+// compare the word with their snapshot, not the flag with "set".
+TEST(event_pulse_wakes_every_sleeping_waiter) {
+  EventState e{};
+  for (int round = 0; round < 200; ++round) {
+    std::atomic<int> woken{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+      threads.emplace_back([&] {
+        if (event::wait(e, Deadline::after(10), Spin::kNo) == Status::kOk) ++woken;
+      });
+    while (event::waiters(e) != 4) std::this_thread::yield();
+    event::set(e);
+    event::clear(e);
+    for (auto& t : threads) t.join();
+    CHECK(woken.load() == 4);
+    CHECK(!event::is_set(e));
+  }
+  // A snapshot taken before a pulse sees it even when the wait begins after the pulse.
+  uint32_t since = event::snapshot(e);
+  event::set(e);
+  event::clear(e);
+  CHECK(event::wait(e, since, Deadline::after(0)) == Status::kOk);
+  CHECK(event::wait(e, Deadline::after(0.01)) == Status::kTimedOut);
+  // set() on a set Event and clear() on a clear one change nothing.
+  since = event::snapshot(e);
+  event::clear(e);
+  CHECK(event::snapshot(e) == since);
+  event::set(e);
+  event::set(e);
+  CHECK(event::snapshot(e) == since + 1);
+}
+
 TEST(condition_notify_wakes_exactly_n) {
   MutexState m{};
   ConditionState c{};

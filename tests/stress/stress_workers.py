@@ -172,3 +172,61 @@ def worker(index, p, shared, seed, seconds, permits, exit_while_waiting):
     for t in threads:
         t.join()
     p["stop"].wait()  # untimed again: the parent sets it once every worker is done
+
+
+# The Event pulse stress (test_event_pulse.py): the pulser's counters in a shared int64 array.
+PULSES_BEGUN = 0  # pulses whose set() may have started
+PULSES_DONE = 1  # pulses whose clear() has returned
+PULSE_STOP = 2  # 1: the waiters are done, the pulser may stop
+
+
+def event_pulser(event, counters, seed):
+    """Pulses `event` (set() then clear() at once) every 5-30 ms until told to stop."""
+    rng = random.Random(seed)
+    while counters[PULSE_STOP] == 0:
+        counters[PULSES_BEGUN] += 1
+        event.set()
+        event.clear()
+        counters[PULSES_DONE] += 1
+        time.sleep(rng.uniform(0.005, 0.03))
+
+
+def event_pulse_waiter(event, counters, row, seconds, seed):
+    """Three threads (the main one among them) wait on `event` in a loop for `seconds`, with
+    long (50-300 ms) and short (0-2 ms) timeouts. Per thread, it records in `row`: [long
+    waits, long waits that returned False although at least two whole pulses ran between
+    the thread's look at PULSES_BEGUN before the call and its look at PULSES_DONE after it,
+    short waits, short waits that returned True]."""
+
+    def loop(t):
+        rng = random.Random(seed * 10 + t)
+        base = row + 4 * t
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            short = rng.random() < 0.3
+            timeout = rng.uniform(0, 0.002) if short else rng.uniform(0.05, 0.3)
+            begun = counters[PULSES_BEGUN]
+            result = event.wait(timeout)
+            done = counters[PULSES_DONE]
+            if short:
+                counters[base + 2] += 1
+                counters[base + 3] += result
+            else:
+                counters[base] += 1
+                # Pulse begun + 1 began after the first look and pulse begun + 2 ended before
+                # the second. Both lay outside the wait only if the thread was held between a
+                # look and the wait's own snapshot (or last look) for a whole pulse period of
+                # 5-30 ms; and a wait of 50 ms or more spans a pulse anyway, unless the pulser
+                # stalled for that long too. So False here is a lost pulse.
+                if not result and done - begun >= 2:
+                    counters[base + 1] += 1
+            # A wait that found the Event set returns at once: pausing keeps a dozen threads
+            # from spinning on it and starving the pulser between its set() and clear().
+            time.sleep(rng.uniform(0, 0.001))
+
+    others = [threading.Thread(target=loop, args=(t,)) for t in (1, 2)]
+    for th in others:
+        th.start()
+    loop(0)
+    for th in others:
+        th.join()
