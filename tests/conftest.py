@@ -1,9 +1,11 @@
 """Shared fixtures: multiprocessing contexts for every start method, and child helpers."""
 
 import gc
+import importlib.util
 import multiprocessing as mp
 import os
 import signal
+import subprocess
 import threading
 import time
 
@@ -16,6 +18,30 @@ START_METHODS = ["fork", "spawn", "forkserver"]
 def ctx(request):
     """A multiprocessing context for each start method."""
     return mp.get_context(request.param)
+
+
+PORTABLE_REASON = "the portable backend (multiprocessing's classes) has no "
+
+
+def native_core(what):
+    """interlock._core for a test module about the native core's internals; on the portable
+    backend the whole module is skipped, with the reason."""
+    return pytest.importorskip("interlock._core", reason=PORTABLE_REASON + what)
+
+
+def _have_cpython_tests():
+    try:
+        return importlib.util.find_spec("test._test_multiprocessing") is not None
+    except ImportError:
+        return False
+
+
+# The conformance tests run CPython's own multiprocessing tests, which some distributions
+# package apart from the interpreter (Debian: libpython3.X-testsuite).
+needs_cpython_tests = pytest.mark.skipif(
+    not _have_cpython_tests(),
+    reason="needs CPython's test package (test._test_multiprocessing); on Debian or Ubuntu: "
+           "apt install libpython3.X-testsuite")
 
 
 def run_child(ctx, target, *args, timeout=60):
@@ -51,6 +77,21 @@ def no_thread_outlives_its_test():
         thread.join(max(0.0, deadline - time.monotonic()))
     left = [t.name for t in set(threading.enumerate()) - before if t.is_alive()]
     assert not left, f"the test left threads running: {left}"
+
+
+def pytest_report_header(config):
+    """Names the etcd program that tests/cluster starts, and its version."""
+    try:
+        from interlock.cluster.testing import etcd_binary
+    except ImportError:
+        return None
+    try:
+        path = etcd_binary()
+    except FileNotFoundError as exc:
+        return f"etcd: none ({exc})"
+    version = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30)
+    first = (version.stdout.splitlines() or ["version unknown"])[0]
+    return f"etcd: {path} ({first})"
 
 
 def _interlock_shm_entries():

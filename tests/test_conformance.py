@@ -5,6 +5,10 @@ import sys
 
 import pytest
 
+from conftest import needs_cpython_tests
+
+pytestmark = needs_cpython_tests
+
 
 def _conformance(*args, timeout=900):
     return subprocess.run([sys.executable, "-m", "interlock.conformance", *args],

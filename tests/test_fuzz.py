@@ -13,7 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import interlock
-from interlock import _core, synchronize
+from interlock import synchronize
+
+from conftest import native_core
+
+_core = native_core("native argument parsing and slot state to fuzz")
 
 
 class Boom(Exception):

@@ -13,10 +13,14 @@ import textwrap
 import pytest
 
 import interlock
-from interlock import _core, synchronize
+from interlock import synchronize
 
 import workers
 from conftest import run_child
+
+from conftest import native_core
+
+_core = native_core("slot handles to count")
 
 
 def _fds():

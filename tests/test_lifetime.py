@@ -8,7 +8,10 @@ import textwrap
 
 import pytest
 
-from interlock import _core
+from conftest import native_core
+
+_core = native_core("shared arenas and slot references")
+
 
 SHM = "/dev/shm"
 

@@ -8,10 +8,14 @@ import pickle
 import pytest
 
 import interlock
-from interlock import _core, synchronize
+from interlock import synchronize
 
 import workers
 from conftest import run_child
+
+from conftest import native_core
+
+_core = native_core("shared arenas to send between processes")
 
 INHERITED = None
 

@@ -9,13 +9,20 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 from . import synchronize
-from ._core import SegmentError
+from ._backend import BACKEND, NATIVE
 from ._context import get_context
 from ._install import install, uninstall
 from .file_lock import FileLock, lockf
-from .synchronize import SEM_VALUE_MAX, OwnerDiedError, set_owner_check_interval
+from .synchronize import SEM_VALUE_MAX, OwnerDiedError, SegmentError, set_owner_check_interval
 
 __version__ = "0.2.0"
+
+#: True when the primitives are interlock's native core (Linux: futexes in shared memory);
+#: False when they are the portable backend (multiprocessing's own classes with interlock's
+#: API, on other systems). See docs/platforms.md.
+native: bool = NATIVE
+#: "native" or "portable", as :data:`native` says.
+backend: str = BACKEND
 
 __all__ = [
     "Lock",
@@ -35,6 +42,8 @@ __all__ = [
     "get_context",
     "uninstall",
     "synchronize",
+    "native",
+    "backend",
 ]
 
 

@@ -11,7 +11,6 @@ no polling. See docs/filelock.md.
 from __future__ import annotations
 
 import errno
-import fcntl
 import math
 import operator
 import os
@@ -20,14 +19,17 @@ import time
 import weakref
 from typing import Any, Optional, Tuple, Union
 
-from . import _core
+from . import _portable_file_lock
+from ._backend import core as _native
 
 __all__ = ["FileLock", "lockf", "LOCK_SH", "LOCK_EX", "LOCK_NB", "LOCK_UN"]
 
-LOCK_SH = fcntl.LOCK_SH
-LOCK_EX = fcntl.LOCK_EX
-LOCK_NB = fcntl.LOCK_NB
-LOCK_UN = fcntl.LOCK_UN
+# fcntl's values (the same on every Unix; Windows has no fcntl module).
+LOCK_SH, LOCK_EX, LOCK_NB, LOCK_UN = 1, 2, 4, 8
+
+# The two calls that lock: the native core's (OFD locks, else flock), or the portable
+# backend's (flock in Python) where there is no native core.
+_core = _native if _native is not None else _portable_file_lock
 
 _SHARED, _EXCLUSIVE, _UNLOCK = 0, 1, 2
 

