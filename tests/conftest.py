@@ -5,7 +5,6 @@ import importlib.util
 import multiprocessing as mp
 import os
 import signal
-import subprocess
 import threading
 import time
 
@@ -82,16 +81,14 @@ def no_thread_outlives_its_test():
 def pytest_report_header(config):
     """Names the etcd program that tests/cluster starts, and its version."""
     try:
-        from interlock.cluster.testing import etcd_binary
+        from interlock.cluster.testing import etcd_binary, etcd_version
     except ImportError:
         return None
     try:
         path = etcd_binary()
     except FileNotFoundError as exc:
         return f"etcd: none ({exc})"
-    version = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30)
-    first = (version.stdout.splitlines() or ["version unknown"])[0]
-    return f"etcd: {path} ({first})"
+    return f"etcd: {path} (version {etcd_version(path)})"
 
 
 def _interlock_shm_entries():

@@ -16,6 +16,7 @@ from multiprocessing import process
 from typing import Any, Callable, Optional, TypeVar
 
 from . import _core
+from ._arguments import check_owner_check_interval
 from ._sharing import Shareable
 
 SEM_VALUE_MAX: int = _core.SEM_VALUE_MAX
@@ -38,13 +39,7 @@ def set_owner_check_interval(seconds: float) -> None:
     sleeps between checks of the holder's process (default 0.05 s, so a dead holder is noticed
     within 0.1 s). Elsewhere waiters are woken when the holder dies, and this is unused.
     Applies to this process."""
-    kind = type(seconds)
-    if not (hasattr(kind, "__float__") or hasattr(kind, "__index__")) or isinstance(seconds, str):
-        raise TypeError(f"must be real number, not {kind.__name__}")
-    value = float(seconds)
-    if not (0.001 <= value <= 3600):
-        raise ValueError("the owner check interval must be between 0.001 and 3600 seconds")
-    _core._set_owner_check_interval(value)
+    _core._set_owner_check_interval(check_owner_check_interval(seconds))
 
 
 # ---- reprs, in CPython's format ------------------------------------------------------------

@@ -72,8 +72,3 @@ def file_lock_apply(fd: int, mode: int, start: int, length: int, whence: int, wa
             return False
         time.sleep(min(poll, remaining))
         poll = min(poll * 2, _LONGEST_POLL)
-
-
-def file_lock_uses_ofd() -> bool:
-    """Open-file-description (fcntl) locks are never used here: flock is."""
-    return False

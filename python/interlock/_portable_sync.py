@@ -22,7 +22,7 @@ from multiprocessing import context
 from multiprocessing import synchronize as _mp
 from typing import Any, Callable, Optional
 
-from .file_lock import _check_timeout
+from ._arguments import check_owner_check_interval, check_timeout
 
 SEM_VALUE_MAX: int = int(getattr(_mp, "SEM_VALUE_MAX"))  # not in the type stubs
 
@@ -44,17 +44,13 @@ class SegmentError(ValueError):
 
 def set_owner_check_interval(seconds: float) -> None:
     """Checked as the native backend checks it; there are no robust locks to apply it to."""
-    kind = type(seconds)
-    if not (hasattr(kind, "__float__") or hasattr(kind, "__index__")) or isinstance(seconds, str):
-        raise TypeError(f"must be real number, not {kind.__name__}")
-    if not (0.001 <= float(seconds) <= 3600):
-        raise ValueError("the owner check interval must be between 0.001 and 3600 seconds")
+    check_owner_check_interval(seconds)
 
 
 def _timeout(timeout: Any) -> Optional[float]:
     """A timeout as the native backend reads it: None or a number of seconds >= 0 (NaN and
     non-numbers refused, a huge one meaning forever)."""
-    value = _check_timeout(timeout)
+    value = check_timeout(timeout)
     return None if value is None or value > _FOREVER else value
 
 

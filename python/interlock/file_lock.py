@@ -11,7 +11,6 @@ no polling. See docs/filelock.md.
 from __future__ import annotations
 
 import errno
-import math
 import operator
 import os
 import threading
@@ -20,6 +19,7 @@ import weakref
 from typing import Any, Optional, Tuple, Union
 
 from . import _portable_file_lock
+from ._arguments import check_timeout as _check_timeout
 from ._backend import core as _native
 
 __all__ = ["FileLock", "lockf", "LOCK_SH", "LOCK_EX", "LOCK_NB", "LOCK_UN"]
@@ -34,21 +34,6 @@ _core = _native if _native is not None else _portable_file_lock
 _SHARED, _EXCLUSIVE, _UNLOCK = 0, 1, 2
 
 PathLike = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
-
-
-def _check_timeout(timeout: Any) -> Optional[float]:
-    if timeout is None:
-        return None
-    kind = type(timeout)
-    if hasattr(kind, "__float__"):  # as PyFloat_AsDouble: no strings
-        value = float(timeout)
-    elif hasattr(kind, "__index__"):
-        value = float(operator.index(timeout))
-    else:
-        raise TypeError(f"must be real number, not {kind.__name__}")
-    if math.isnan(value):
-        raise ValueError("timeout must be a number, not NaN")
-    return max(value, 0.0)
 
 
 def _check_whence(whence: Any) -> int:

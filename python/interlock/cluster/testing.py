@@ -76,6 +76,17 @@ def etcd_binary() -> str:
     raise FileNotFoundError(INSTALL_HINT)
 
 
+def etcd_version(path: Optional[str] = None) -> str:
+    """The version of the etcd that the test servers run (``path``, else :func:`etcd_binary`),
+    as it prints it: "3.4.23", say. FileNotFoundError when there is none."""
+    out = subprocess.run([path or etcd_binary(), "--version"], capture_output=True, text=True,
+                         timeout=30)
+    for line in out.stdout.splitlines():  # "etcd Version: 3.5.1"
+        if line.startswith("etcd Version:"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
 def _free_ports(count: int, host: str = "127.0.0.1") -> List[int]:
     """Ports that nothing listens on now (held open together, so they are distinct)."""
     sockets = []
