@@ -11,12 +11,12 @@ however many primitives of that arena go with it, carrying the arena's file desc
 
 from __future__ import annotations
 
-import os
+import threading
 import weakref
-from multiprocessing import context, reduction, util
+from multiprocessing import context, reduction
 from typing import Any, Optional, Tuple
 
-from . import _core
+from . import _core, _lifecycle
 
 FORK_CTX_MESSAGE = (
     "A SemLock created in a fork context is being shared with a process in a spawn "
@@ -54,16 +54,25 @@ class ArenaRef:
 
     @classmethod
     def get(cls, fd: int, token: int) -> "ArenaRef":
-        ref = cls._by_token.get(token)
-        if ref is None:
-            ref = cls._by_token[token] = cls(fd, token)
-        return ref
+        # Under a lock: two threads pickling primitives of one arena get the same object.
+        with _by_token_lock:
+            ref = cls._by_token.get(token)
+            if ref is None:
+                ref = cls._by_token[token] = cls(fd, token)
+            return ref
 
     def __reduce__(self) -> Tuple[Any, ...]:
         return (_attach_arena, (reduction.DupFd(self.fd), self.token))
 
 
 ArenaRef._by_token = weakref.WeakValueDictionary()
+_by_token_lock = threading.Lock()
+
+
+def _forget_by_token_lock() -> None:
+    # Another thread may have held it at the fork; the child's copy would stay locked.
+    global _by_token_lock
+    _by_token_lock = threading.Lock()
 
 
 def _attach_arena(dupfd: Any, token: int) -> ArenaRef:
@@ -91,29 +100,15 @@ class Shareable:
         return (_rebuild, (type(self), ArenaRef.get(fd, token), index, generation, *extras))
 
 
-class _ProcessHooks:
-    """Keeps the slot reference counts right across fork and exit (docs/design.md)."""
-
-    def install(self) -> None:
-        # A forked child's references are taken inside fork() by the core, for forks that
-        # keep running Python, which announce themselves through this hook (handle.hpp).
-        os.register_at_fork(
-            before=_core._expect_python_fork,
-            after_in_parent=_core._cancel_python_fork,
-            after_in_child=_core._cancel_python_fork,
-        )
-        self.release_at_exit()
-        # multiprocessing empties the finalizer registry in each child it starts; put ours back.
-        util.register_after_fork(self, _ProcessHooks.release_at_exit)
-
-    def release_at_exit(self) -> None:
-        # multiprocessing children leave through os._exit, skipping destructors: drop every
-        # reference at exit (lowest priority: after everything else that might use a lock).
-        util.Finalize(None, _core._release_all, exitpriority=-1000)
-
-
-_hooks = _ProcessHooks()
-_hooks.install()
+# The core's fork steps (docs/design.md, "The process life cycle"): a fork that keeps running
+# Python is announced, so that the core counts the child's slot references inside fork().
+_lifecycle.register("core", before=_core._before_python_fork,
+                    after_in_parent=_core._after_python_fork,
+                    after_in_child=_core._after_python_fork)
+_lifecycle.register("core", after_in_child=_forget_by_token_lock)
+# multiprocessing children leave through os._exit, skipping destructors: drop every
+# reference at exit.
+_lifecycle.release_at_exit(_core._release_all)
 # New primitives ask this resolver which context they belong to (with a fast path in the core
 # for an unchanged default context).
 _core._set_context_resolver(_DEFAULT_CONTEXT, is_fork_context)

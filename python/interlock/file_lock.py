@@ -18,7 +18,7 @@ import time
 import weakref
 from typing import Any, Optional, Tuple, Union
 
-from . import _portable_file_lock
+from . import _lifecycle, _portable_file_lock
 from ._arguments import check_timeout as _check_timeout
 from ._backend import core as _native
 
@@ -237,7 +237,7 @@ def _after_fork_in_child() -> None:
         lock._after_fork_in_child()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+_lifecycle.register("file_lock", after_in_child=_after_fork_in_child)
 
 
 def _as_fd(fd: Any) -> int:

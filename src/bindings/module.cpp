@@ -3,7 +3,9 @@
 
 #include "bindings/register.hpp"
 
-PYBIND11_MODULE(_core, m) {
+// mod_gil_not_used: the module, and the native types it creates, are safe to run without
+// the GIL (docs/design.md, "Free-threading"), so a free-threaded interpreter keeps it off.
+PYBIND11_MODULE(_core, m, pybind11::mod_gil_not_used()) {
   m.doc() = "interlock's native core: primitives in shared memory (use the interlock package).";
   interlock::bindings::register_runtime(m);
   interlock::bindings::register_primitive_runtime(m);

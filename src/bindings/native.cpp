@@ -18,9 +18,10 @@ namespace {
 // The position of keyword `key` among `names`, or -1. Keyword names at call sites are
 // interned, so a pointer comparison with the interned parameter name usually decides.
 // The interned str for a parameter name (static storage), made once and kept forever.
-// Called with the GIL held, which serialises the cache.
+// The cache is per thread, so threads running without the GIL never share an entry (the
+// interned strings themselves are the same in every thread).
 PyObject* interned_name(const char* name) {
-  static std::pair<const char*, PyObject*> cache[16];
+  thread_local std::pair<const char*, PyObject*> cache[16];
   for (auto& entry : cache) {
     if (entry.first == name) return entry.second;
     if (entry.first == nullptr) {

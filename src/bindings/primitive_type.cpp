@@ -2,6 +2,7 @@
 
 #include <structmember.h>
 
+#include <atomic>
 #include <new>
 #include <string>
 #include <vector>
@@ -38,6 +39,26 @@ const PrimitiveTypeSpec* spec_of(PyTypeObject* type) {
 
 // ---- construction ---------------------------------------------------------------------------
 
+// Runs the type's init once per object (object.hpp, "Publication protocol"): claims `bits`,
+// and gives the claim back when init fails before publishing a slot.
+int run_init(const PrimitiveTypeSpec* spec, PyObject* self, PyObject* const* args,
+             Py_ssize_t nargs, PyObject* kwnames) {
+  auto* obj = reinterpret_cast<PrimitiveObject*>(self);
+  uintptr_t expected = 0;
+  // relaxed: the claim orders nothing; publish_bits' release store does.
+  if (!__atomic_compare_exchange_n(&obj->bits, &expected, kInitializing, false,
+                                   __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    PyErr_Format(PyExc_RuntimeError,
+                 "%s object is already initialized (its __init__ runs only once)",
+                 Py_TYPE(self)->tp_name);
+    return -1;
+  }
+  int rc = spec->init(self, args, nargs, kwnames);
+  if (rc < 0 && load_bits(self) == kInitializing)
+    __atomic_store_n(&obj->bits, uintptr_t{0}, __ATOMIC_RELAXED);  // relaxed: nothing published
+  return rc;
+}
+
 // tp_init: the same init, with the tuple and dict turned into vectorcall form.
 int primitive_init(PyObject* self, PyObject* args, PyObject* kwargs) {
   const PrimitiveTypeSpec* spec = spec_of(Py_TYPE(self));
@@ -58,7 +79,7 @@ int primitive_init(PyObject* self, PyObject* args, PyObject* kwargs) {
       ++k;
     }
   }
-  int rc = spec->init(self, stack.data(), nargs, kwnames);
+  int rc = run_init(spec, self, stack.data(), nargs, kwnames);
   Py_XDECREF(kwnames);
   return rc;
 }
@@ -174,12 +195,33 @@ Def* concatenated(const Def* first, const Def* second, IsEnd is_end) {
 
 // ---- the multiprocessing context -----------------------------------------------------------
 
+// Set once at import (set_context_resolver), then only read.
 PyObject* g_default_context = nullptr;  // multiprocessing.context._default_context
 PyObject* g_resolver = nullptr;         // interlock._sharing.is_fork_context
-PyObject* g_cached_actual = nullptr;    // the default context's last _actual_context ...
-int g_cached_is_fork = 0;               // ... and whether it was the fork context
-PyObject* g_cached_ctx = nullptr;       // the last context passed explicitly ...
-int g_cached_ctx_is_fork = 0;           // ... and whether it is the fork context
+PyObject* g_actual_context_name = nullptr;  // the interned "_actual_context"
+
+// Two one-entry caches, each one atomic word, so that threads running without the GIL never
+// see a pointer with another pointer's answer: the context object's address with the answer
+// (is it the fork context?) in bit 0 (objects are at least 8-byte aligned). A cached object
+// is kept alive for good: contexts are a handful of long-lived objects, and never freeing
+// one means its address cannot come back as another object's (no ABA).
+std::atomic<uintptr_t> g_cached_actual{0};  // the default context's last _actual_context
+std::atomic<uintptr_t> g_cached_ctx{0};     // the last context passed explicitly
+
+// The cached answer for `ctx`: 1 or 0, or -1 when `ctx` is not the cached object.
+int cached_answer(const std::atomic<uintptr_t>& cache, PyObject* ctx) {
+  // relaxed: the word carries its own answer, and the object it names never dies.
+  const uintptr_t word = cache.load(std::memory_order_relaxed);
+  if ((word & ~uintptr_t{1}) != reinterpret_cast<uintptr_t>(ctx)) return -1;
+  return static_cast<int>(word & 1);
+}
+
+void remember(std::atomic<uintptr_t>& cache, PyObject* ctx, int is_fork) {
+  Py_INCREF(ctx);  // never released: see above
+  // relaxed: as in cached_answer; a racing remember of another context just wins or loses.
+  cache.store(reinterpret_cast<uintptr_t>(ctx) | static_cast<uintptr_t>(is_fork != 0),
+              std::memory_order_relaxed);
+}
 
 }  // namespace
 
@@ -246,12 +288,20 @@ PyTypeObject* make_primitive_type(py::module_& m, const char* attr,
   return tp;
 }
 
-int attach_new_slot(PyObject* self, core::Kind kind, uintptr_t flags) {
+core::Slot* new_slot(core::Kind kind) {
   core::Slot* fresh = nullptr;
-  if (!call_core([&] { fresh = core::references::create(kind); })) return -1;
-  core::Slot* old = slot_of(self);
-  reinterpret_cast<PrimitiveObject*>(self)->bits = reinterpret_cast<uintptr_t>(fresh) | flags;
-  if (old != nullptr) core::references::release(old);
+  if (!call_core([&] { fresh = core::references::create(kind); })) return nullptr;
+  return fresh;
+}
+
+void publish_slot(PyObject* self, core::Slot* slot, uintptr_t flags) {
+  publish_bits(self, reinterpret_cast<uintptr_t>(slot) | flags);
+}
+
+int attach_new_slot(PyObject* self, core::Kind kind, uintptr_t flags) {
+  core::Slot* fresh = new_slot(kind);
+  if (fresh == nullptr) return -1;
+  publish_slot(self, fresh, flags);
   return 0;
 }
 
@@ -259,7 +309,7 @@ PyObject* construct(PyTypeObject* type, PyObject* const* args, Py_ssize_t nargs,
                     PyObject* kwnames) {
   PyObject* self = type->tp_alloc(type, 0);
   if (self == nullptr) return nullptr;
-  if (spec_of(type)->init(self, args, nargs, kwnames) < 0) {
+  if (run_init(spec_of(type), self, args, nargs, kwnames) < 0) {
     Py_DECREF(self);
     return nullptr;
   }
@@ -267,12 +317,17 @@ PyObject* construct(PyTypeObject* type, PyObject* const* args, Py_ssize_t nargs,
 }
 
 void set_context_resolver(PyObject* default_context, PyObject* resolver) {
+  // At import, before any primitive is made (and tests that call it again run alone).
+  if (g_actual_context_name == nullptr) {
+    g_actual_context_name = PyUnicode_InternFromString("_actual_context");
+    if (g_actual_context_name == nullptr) throw py::error_already_set();
+  }
   Py_XINCREF(default_context);
   Py_XSETREF(g_default_context, default_context);
   Py_XINCREF(resolver);
   Py_XSETREF(g_resolver, resolver);
-  Py_CLEAR(g_cached_actual);
-  Py_CLEAR(g_cached_ctx);
+  g_cached_actual.store(0, std::memory_order_relaxed);  // relaxed: see cached_answer
+  g_cached_ctx.store(0, std::memory_order_relaxed);
 }
 
 int is_fork_context(PyObject* ctx) {
@@ -280,32 +335,29 @@ int is_fork_context(PyObject* ctx) {
   const bool default_ctx = ctx == nullptr || ctx == Py_None;
   // A concrete context is a long-lived object whose start method never changes: remember the
   // last one (the context factories of interlock.get_context() pass theirs on every creation).
-  if (!default_ctx && ctx == g_cached_ctx) return g_cached_ctx_is_fork;
+  if (!default_ctx) {
+    const int cached = cached_answer(g_cached_ctx, ctx);
+    if (cached >= 0) return cached;
+  }
   PyObject* actual = nullptr;
   if (default_ctx && g_default_context != nullptr) {
     // The fast path: the default context was resolved before and has not changed since.
-    static PyObject* name = PyUnicode_InternFromString("_actual_context");
-    actual = name == nullptr ? nullptr : PyObject_GetAttr(g_default_context, name);
+    actual = PyObject_GetAttr(g_default_context, g_actual_context_name);
     if (actual == nullptr) return -1;
-    if (actual == g_cached_actual && actual != Py_None) {
+    const int cached = actual == Py_None ? -1 : cached_answer(g_cached_actual, actual);
+    if (cached >= 0) {
       Py_DECREF(actual);
-      return g_cached_is_fork;
+      return cached;
     }
   }
   PyObject* answer = PyObject_CallOneArg(g_resolver, default_ctx ? Py_None : ctx);
   int is_fork = answer == nullptr ? -1 : PyObject_IsTrue(answer);
   Py_XDECREF(answer);
-  if (is_fork >= 0 && !default_ctx && ctx != g_default_context) {  // (its method may change)
-    Py_INCREF(ctx);
-    Py_XSETREF(g_cached_ctx, ctx);
-    g_cached_ctx_is_fork = is_fork;
-  }
-  if (is_fork >= 0 && actual != nullptr && actual != Py_None) {
-    // Resolving may itself have fixed the default context; cache what it was before.
-    Py_INCREF(actual);
-    Py_XSETREF(g_cached_actual, actual);
-    g_cached_is_fork = is_fork;
-  }
+  if (is_fork >= 0 && !default_ctx && ctx != g_default_context)  // (its method may change)
+    remember(g_cached_ctx, ctx, is_fork);
+  // Resolving may itself have fixed the default context; cache what it was before.
+  if (is_fork >= 0 && actual != nullptr && actual != Py_None)
+    remember(g_cached_actual, actual, is_fork);
   Py_XDECREF(actual);
   return is_fork;
 }
@@ -329,11 +381,15 @@ void register_primitive_runtime(py::module_& m) {
           core::references::release(slot);
           throw py::error_already_set();
         }
-        reinterpret_cast<PrimitiveObject*>(self)->bits = reinterpret_cast<uintptr_t>(slot);
         auto obj = py::reinterpret_steal<py::object>(self);
+        uintptr_t flags = 0;
         if (spec->import_extras != nullptr &&
-            spec->import_extras(self, PySequence_Fast_ITEMS(extras.ptr()), spec->extra_count) < 0)
+            spec->import_extras(self, PySequence_Fast_ITEMS(extras.ptr()), spec->extra_count,
+                                &flags) < 0) {
+          core::references::release(slot);  // (the object has no slot to drop it with)
           throw py::error_already_set();
+        }
+        publish_slot(self, slot, flags);  // (a new object: nobody else can see it yet)
         return obj;
       },
       "Rebuild a primitive from the state _export() gave (the arena must be attached).");

@@ -3,7 +3,8 @@
 // Each primitive is a native heap type (object.hpp) made from a PrimitiveTypeSpec: its name,
 // kind, object size, __init__ and methods. This file provides the rest, the same for all:
 //  - construction: `Type(...)` goes straight to the type's init (vectorcall, no argument
-//    tuple or dict); __init__ called again on an existing object gives it a fresh slot;
+//    tuple or dict); the init runs once per object (object.hpp, "Publication protocol"):
+//    __init__ called again, or by two threads at once, raises RuntimeError;
 //  - deallocation, which drops this process's reference to the slot;
 //  - the cold members every primitive has: `_is_fork_ctx`, `_slot_info()` and `_export()`;
 //  - `_core._import(cls, token, index, generation, *extras)`, the other half of `_export()`;
@@ -33,8 +34,10 @@ using InitFunction = int (*)(PyObject* self, PyObject* const* args, Py_ssize_t n
                              PyObject* kwnames);
 // Appends the type's extra pickling state to `items` (a list); -1 with an exception set.
 using ExportFunction = int (*)(PyObject* self, PyObject* items);
-// Sets up a freshly imported object from the extras (`count` of them); -1 on error.
-using ImportFunction = int (*)(PyObject* self, PyObject* const* extras, Py_ssize_t count);
+// Sets up a freshly imported object from the extras (`count` of them), before its slot is
+// published, and adds the flag bits it needs to *flags; -1 on error.
+using ImportFunction = int (*)(PyObject* self, PyObject* const* extras, Py_ssize_t count,
+                               uintptr_t* flags);
 
 struct PrimitiveTypeSpec {
   const char* name;       // qualified: "interlock.synchronize.Lock"
@@ -56,8 +59,12 @@ struct PrimitiveTypeSpec {
 // Creates the type and adds it to `m` as `attr`. Throws py::error_already_set.
 PyTypeObject* make_primitive_type(py::module_& m, const char* attr, const PrimitiveTypeSpec& spec);
 
-// Gives `self` a new slot of `kind` (dropping the old one, if any) with the given flags.
-// Returns 0, or -1 with an exception set.
+// Inside a type's init (which runs with `self` claimed): a new slot of `kind`, held by this
+// process, or nullptr with an exception set. The init writes the slot's initial state and
+// the object's fields, then publishes it with publish_slot; nothing may fail in between.
+core::Slot* new_slot(core::Kind kind);
+void publish_slot(PyObject* self, core::Slot* slot, uintptr_t flags);
+// new_slot and publish_slot at once, for a slot whose initial state is all zero.
 int attach_new_slot(PyObject* self, core::Kind kind, uintptr_t flags);
 
 // A new, initialised object of `type` with the vectorcall arguments (as `type(...)` does).

@@ -21,16 +21,12 @@ const char* const kWaitNames[] = {"timeout"};
 
 BarrierObject* as_barrier(PyObject* self) { return reinterpret_cast<BarrierObject*>(self); }
 
-PyObject* broken_barrier_error() {
-  static PyObject* cls = [] {
-    py::object c = py::module_::import("threading").attr("BrokenBarrierError");
-    return c.release().ptr();  // kept for the life of the process
-  }();
-  return cls;
-}
+// threading.BrokenBarrierError, looked up at import (register_barrier) and kept for the life
+// of the process: immutable after import, so threads without the GIL read it freely.
+PyObject* g_broken_barrier_error = nullptr;
 
 PyObject* raise_broken() {
-  PyErr_SetNone(broken_barrier_error());
+  PyErr_SetNone(g_broken_barrier_error);
   return nullptr;
 }
 
@@ -207,8 +203,10 @@ int barrier_init(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObje
     return -1;
   int fork_ctx = is_fork_context(slots[3]);
   if (fork_ctx < 0) return -1;
-  if (attach_new_slot(self, core::Kind::kBarrier, fork_ctx ? kFlagForkContext : 0) < 0) return -1;
-  barrier::init(slot_of(self)->body.barrier, static_cast<uint32_t>(parties));
+  core::Slot* slot = new_slot(core::Kind::kBarrier);
+  if (slot == nullptr) return -1;
+  barrier::init(slot->body.barrier, static_cast<uint32_t>(parties));
+  publish_slot(self, slot, fork_ctx ? kFlagForkContext : 0);
   return 0;
 }
 
@@ -232,7 +230,7 @@ int barrier_export(PyObject* self, PyObject* items) {
   return PyList_Append(items, timeout ? timeout : Py_None);
 }
 
-int barrier_import(PyObject* self, PyObject* const* extras, Py_ssize_t) {
+int barrier_import(PyObject* self, PyObject* const* extras, Py_ssize_t, uintptr_t*) {
   return set_fields(self, extras[0], extras[1]);
 }
 
@@ -258,6 +256,8 @@ PyGetSetDef barrier_getsets[] = {
 }  // namespace
 
 void register_barrier(py::module_& m) {
+  py::object broken = py::module_::import("threading").attr("BrokenBarrierError");
+  g_broken_barrier_error = broken.release().ptr();
   PrimitiveTypeSpec spec{
       "interlock.synchronize.Barrier",
       "Barrier(parties, action=None, timeout=None, *, ctx=None)\n--\n\n"

@@ -32,16 +32,20 @@ struct Parts {
   bool recursive;
 };
 bool parts_of(PyObject* self, Parts* out) {
-  core::Slot* slot = checked_slot(self);
+  const uintptr_t bits = load_bits(self);  // once: the slot and its flags come together
+  auto* slot = reinterpret_cast<core::Slot*>(bits & ~kFlagMask);
+  if (slot == nullptr) {
+    not_initialized(self);
+    return false;
+  }
   PyObject* lock = as_condition(self)->lock;
-  if (slot == nullptr) return false;
   if (lock == nullptr || slot_of(lock) == nullptr) {  // cleared by the garbage collector
     not_initialized(self);
     return false;
   }
   out->cond = &slot->body.condition;
   out->lock = &slot_of(lock)->body.mutex;
-  out->recursive = has_flag(self, kFlagRecursiveLock);
+  out->recursive = (bits & kFlagRecursiveLock) != 0;
   return true;
 }
 
@@ -155,9 +159,10 @@ PyObject* get_lock(PyObject* self, void*) {
   return lock;
 }
 
-// Points the condition at `lock` (a new reference is taken); -1 unless it is an interlock
-// Lock or RLock.
-int bind_lock(PyObject* self, PyObject* lock) {
+// Points the condition at `lock` (a new reference is taken) and sets *recursive to the flag
+// its slot bits need; -1 unless it is an interlock Lock or RLock. Before the slot is
+// published (object.hpp): the field is never written again.
+int bind_lock(PyObject* self, PyObject* lock, uintptr_t* recursive_flag) {
   uintptr_t recursive;
   if (PyObject_TypeCheck(lock, g_rlock_type)) {
     recursive = kFlagRecursiveLock;
@@ -169,8 +174,7 @@ int bind_lock(PyObject* self, PyObject* lock) {
     return -1;
   }
   if (checked_slot(lock) == nullptr) return -1;
-  auto* obj = reinterpret_cast<PrimitiveObject*>(self);
-  obj->bits = (obj->bits & ~kFlagRecursiveLock) | recursive;
+  *recursive_flag = recursive;
   Py_INCREF(lock);
   Py_XSETREF(as_condition(self)->lock, lock);
   return 0;
@@ -195,11 +199,11 @@ int condition_init(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyOb
     }
     lock = made;
   }
-  int rc = bind_lock(self, lock);
+  uintptr_t recursive = 0;
+  int rc = bind_lock(self, lock, &recursive);
   Py_XDECREF(made);
   if (rc < 0) return -1;
-  return attach_new_slot(self, core::Kind::kCondition,
-                         flags | (reinterpret_cast<PrimitiveObject*>(self)->bits & kFlagRecursiveLock));
+  return attach_new_slot(self, core::Kind::kCondition, flags | recursive);
 }
 
 int condition_traverse(PyObject* self, visitproc visit, void* arg) {
@@ -217,8 +221,8 @@ int condition_export(PyObject* self, PyObject* items) {
   return PyList_Append(items, as_condition(self)->lock);
 }
 
-int condition_import(PyObject* self, PyObject* const* extras, Py_ssize_t) {
-  return bind_lock(self, extras[0]);
+int condition_import(PyObject* self, PyObject* const* extras, Py_ssize_t, uintptr_t* flags) {
+  return bind_lock(self, extras[0], flags);
 }
 
 PyMethodDef condition_methods[] = {

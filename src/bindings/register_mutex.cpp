@@ -158,9 +158,11 @@ int mutex_init(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject
   }
   int fork_ctx = is_fork_context(slots[1]);
   if (fork_ctx < 0) return -1;
-  if (attach_new_slot(self, kKind, fork_ctx ? kFlagForkContext : 0) < 0) return -1;
-  // relaxed: the slot is not shared with anyone yet.
-  slot_of(self)->body.mutex.robust.store(robust ? 1 : 0, std::memory_order_relaxed);
+  core::Slot* slot = new_slot(kKind);
+  if (slot == nullptr) return -1;
+  // relaxed: the slot is not shared yet; publish_slot's release store publishes it.
+  slot->body.mutex.robust.store(robust ? 1 : 0, std::memory_order_relaxed);
+  publish_slot(self, slot, fork_ctx ? kFlagForkContext : 0);
   return 0;
 }
 

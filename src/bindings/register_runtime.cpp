@@ -9,6 +9,7 @@
 #include "core/arena.hpp"
 #include "core/death_watch.hpp"
 #include "core/errors.hpp"
+#include "core/lifecycle.hpp"
 #include "core/references.hpp"
 
 namespace interlock::bindings {
@@ -29,16 +30,17 @@ void register_runtime(py::module_& m) {
       }
     }
   });
-  core::references::install_fork_handlers();  // fork children own their inherited references
+  core::lifecycle::install();  // fork children own their inherited references
   m.def(
-      "_expect_python_fork",
+      "_before_python_fork",
       [] {
-        core::references::expect_python_fork();
+        core::lifecycle::announce_python_fork();
         core::death_watch::quiesce();  // an idle watcher thread must not make us multi-threaded
       },
-      "os.register_at_fork 'before' hook: the coming fork keeps running Python.");
-  m.def("_cancel_python_fork", &core::references::cancel_python_fork,
-        "os.register_at_fork 'after' hook: no fork is pending in this thread any more.");
+      "The 'before' step of interlock._lifecycle's core stage: this thread's coming fork keeps "
+      "running Python.");
+  m.def("_after_python_fork", &core::lifecycle::withdraw_python_fork,
+        "The 'after' step of the core stage: no fork is pending in this thread any more.");
   m.def(
       "_attach_arena",
       [](int fd, uint64_t token) {

@@ -122,9 +122,10 @@ int sem_init(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* 
   if (!semaphore_value(slots[0], &value)) return -1;
   int fork_ctx = is_fork_context(slots[1]);
   if (fork_ctx < 0) return -1;
-  if (attach_new_slot(self, core::Kind::kSemaphore, fork_ctx ? kFlagForkContext : 0) < 0)
-    return -1;
-  semaphore::init(slot_of(self)->body.semaphore, value, kBounded ? value : semaphore::kValueMax);
+  core::Slot* slot = new_slot(core::Kind::kSemaphore);
+  if (slot == nullptr) return -1;
+  semaphore::init(slot->body.semaphore, value, kBounded ? value : semaphore::kValueMax);
+  publish_slot(self, slot, fork_ctx ? kFlagForkContext : 0);
   return 0;
 }
 

@@ -148,6 +148,10 @@ class ArenaSet {
   // already. In that case `fd` is closed when it is a second descriptor of that same arena.
   Arena* attach(int fd, uint64_t token);
   size_t arena_count();
+  // The fork steps (lifecycle.cpp): the set's mutex is held across fork(), so that the child
+  // never inherits it locked by a thread that was mapping an arena.
+  void lock_for_fork() { mu_.lock(); }
+  void unlock_after_fork() { mu_.unlock(); }
   // Calls f(Arena&) for every mapped arena, with the set's mutex held (f must not call back).
   template <class F>
   void for_each(F&& f) {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/futex.hpp"
+#include "core/lifecycle.hpp"
 #include "core/process_identity.hpp"
 
 namespace interlock::core::death_watch {
@@ -130,35 +131,13 @@ bool start(State& st) {
 
 int pidfd_open(uint32_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)); }
 
-// Fork: hold the mutex across fork() so that the child's copy of the state is consistent;
-// the child has no watcher thread, and no waiter, so it starts afresh.
-void fork_prepare() { state().mu.lock(); }
-void fork_parent() { state().mu.unlock(); }
-void fork_child() {
-  State& st = state();
-  for (auto& entry : st.holders) close(entry.second.pidfd);
-  st.holders.clear();
-  st.tickets.clear();
-  st.idle = 0;
-  if (st.epfd >= 0) close(st.epfd);
-  if (st.stopfd >= 0) close(st.stopfd);
-  st.epfd = st.stopfd = -1;
-  st.running = st.stopping = false;
-  st.mu.unlock();
-}
-
-void install_fork_handlers_once() {
-  static const int error = pthread_atfork(&fork_prepare, &fork_parent, &fork_child);
-  (void)error;  // without the handlers a fork child would only inherit a stale, idle state
-}
-
 }  // namespace
 
 Result watch(std::atomic<uint32_t>* word, uint64_t record, int* ticket) {
   // INTERLOCK_NO_DEATH_WATCH set: behave as on a kernel without pidfds (tests the fallback).
   static const bool disabled = std::getenv("INTERLOCK_NO_DEATH_WATCH") != nullptr;
   if (disabled) return Result::kUnavailable;
-  install_fork_handlers_once();
+  lifecycle::install();  // a fork child must start without this process's watcher
   State& st = state();
   const uint32_t pid = record_pid(record);
   std::lock_guard<std::mutex> guard(st.mu);
@@ -246,6 +225,23 @@ void quiesce() {
   close(st.stopfd);
   st.epfd = st.stopfd = -1;
   st.running = st.stopping = false;
+}
+
+// Fork: hold the mutex across fork() so that the child's copy of the state is consistent;
+// the child has no watcher thread, and no waiter, so it starts afresh.
+void fork_prepare() { state().mu.lock(); }
+void fork_parent() { state().mu.unlock(); }
+void fork_child() {
+  State& st = state();
+  for (auto& entry : st.holders) close(entry.second.pidfd);
+  st.holders.clear();
+  st.tickets.clear();
+  st.idle = 0;
+  if (st.epfd >= 0) close(st.epfd);
+  if (st.stopfd >= 0) close(st.stopfd);
+  st.epfd = st.stopfd = -1;
+  st.running = st.stopping = false;
+  st.mu.unlock();
 }
 
 int watched_count() {

@@ -47,6 +47,12 @@ void unwatch(int ticket);
 // Stops the watcher thread if nothing is watched (before a fork); watch() restarts it.
 void quiesce();
 
+// The fork steps (lifecycle.cpp runs them): prepare takes the mutex, parent releases it, and
+// child releases it after forgetting every registration and the parent's watcher thread.
+void fork_prepare();
+void fork_parent();
+void fork_child();
+
 // Registrations now (for tests).
 int watched_count();
 

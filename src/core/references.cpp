@@ -1,10 +1,9 @@
 #include "core/references.hpp"
 
-#include <pthread.h>
-
 #include <mutex>
 
 #include "core/errors.hpp"
+#include "core/lifecycle.hpp"
 
 namespace interlock::core::references {
 
@@ -26,6 +25,7 @@ uint32_t& local_refs(Arena& arena, uint32_t index) { return arena.companion().lo
 }  // namespace
 
 Slot* create(Kind kind) {
+  lifecycle::install();  // from the first primitive on, forks must count its references
   State& st = state();
   std::lock_guard<std::mutex> guard(st.mu);
   Slot* slot = ArenaSet::instance().allocate(kind);
@@ -63,19 +63,13 @@ void add_transfer(Slot* slot) {
   arena->retain(arena->index_of(slot));  // the caller holds a reference: no mutex needed
 }
 
-namespace {
-
 // The fork protocol of references.hpp. prepare runs in the forking thread just before the
-// process is duplicated; exactly one of parent/child runs afterwards in each process.
-thread_local bool t_python_fork = false;  // announced by expect_python_fork()
-thread_local bool t_holding = false;      // this thread holds the mutex across fork()
-
-void fork_prepare() {
-  if (!t_python_fork) return;  // fork-then-exec: the child never uses our primitives
+// process is duplicated; exactly one of parent/child runs afterwards in each process, in
+// that same thread (the child's only one), which is the thread holding the mutex.
+void fork_prepare(bool python_fork) {
   State& st = state();
-  st.mu.lock();  // held across fork(): unlocked again by fork_done in both processes
-  t_holding = true;
-  if (st.released) return;
+  st.mu.lock();  // held across fork(): unlocked again in both processes
+  if (!python_fork || st.released) return;  // fork-then-exec: the child never uses our slots
   ArenaSet::instance().for_each([](Arena& arena) {
     const uint32_t bound = arena.used_bound();
     for (uint32_t index = 1; index < bound && index < kArenaSlots; ++index) {
@@ -87,23 +81,9 @@ void fork_prepare() {
   });
 }
 
-void fork_done() {
-  t_python_fork = false;
-  if (!t_holding) return;
-  t_holding = false;
-  state().mu.unlock();  // in the child, the one thread is the one that locked it
-}
+void fork_parent() { state().mu.unlock(); }
 
-}  // namespace
-
-void install_fork_handlers() {
-  static const int error = pthread_atfork(&fork_prepare, &fork_done, &fork_done);
-  if (error != 0) throw OsError(error, "pthread_atfork");
-}
-
-void expect_python_fork() { t_python_fork = true; }
-
-void cancel_python_fork() { t_python_fork = false; }
+void fork_child() { state().mu.unlock(); }
 
 void release_all() {
   State& st = state();

@@ -9,19 +9,19 @@
 //    leave through os._exit without destroying their objects (multiprocessing children).
 // The record costs 4 bytes per slot and nothing per object: an object is just a slot pointer.
 //
-// Fork protocol. The child's references are taken by the *parent*, inside fork(), from a
-// pthread_atfork prepare handler that holds the references mutex from before it reads the
-// local counts until the process is duplicated. Taking them in the child instead would leave
+// Fork protocol. The child's references are taken by the *parent*, inside fork(), from the
+// prepare step below (run by the core's one fork handler, lifecycle.hpp), which holds the
+// references mutex from before it reads the local counts until the process is duplicated. Taking them in the child instead would leave
 // two windows: the parent may drop the last reference (freeing the slot) before the child
 // counts itself in, and the child may run Python code (other fork hooks, a garbage collection)
 // that destroys an inherited object before it has counted it, releasing a reference it does
 // not own. Holding the mutex across fork() also makes the child's copy of the local counts
 // consistent with the references the prepare handler took, whatever other threads were doing.
 //
-// Only forks that continue running Python take references: the bindings call
-// expect_python_fork() from an os.register_at_fork "before" hook, which runs for os.fork()
-// (and multiprocessing's fork start method) but not for subprocess's fork-then-exec, and the
-// prepare handler acts only in a thread that announced a fork that way. (A subprocess with a
+// Only forks that continue running Python take references: the bindings announce them
+// (lifecycle::announce_python_fork) from an os.register_at_fork "before" hook, which runs for
+// os.fork() (and multiprocessing's fork start method) but not for subprocess's
+// fork-then-exec, and the prepare step counts only for a fork announced that way. (A subprocess with a
 // preexec_fn does run the Python hooks; its references are never dropped, so those slots are
 // never reused, which errs on the safe side.)
 //
@@ -53,12 +53,11 @@ inline uint32_t generation(const Slot* slot) {
   return tag_generation(slot->header.tag.load(std::memory_order_relaxed));
 }
 
-// Installs the fork handlers described above (idempotent; call once at module load).
-void install_fork_handlers();
-// The calling thread is about to fork a child that keeps running (see above); the next fork()
-// in this thread counts the child's references. cancel_python_fork() withdraws it.
-void expect_python_fork();
-void cancel_python_fork();
+// The fork steps (lifecycle.cpp runs them). prepare takes the mutex, and when
+// `python_fork` counts the child's references in; parent and child release the mutex.
+void fork_prepare(bool python_fork);
+void fork_parent();
+void fork_child();
 // Drops every reference this process holds now (process exit). Later releases do nothing.
 void release_all();
 // References this process holds (for tests).

@@ -2,8 +2,8 @@
 //
 // A kernel thread id (gettid) is unique among the live threads of every process in one pid
 // namespace, so it identifies "this process and this thread" in a single 32-bit word that
-// other processes can compare against. Both ids are cached per thread; a fork handler clears
-// the cache in the child, whose only thread has new ids.
+// other processes can compare against. Both ids are cached per thread; the fork handler
+// (lifecycle.hpp) clears the cache in the child, whose only thread has new ids.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +23,8 @@ namespace detail {
 // glibc's surplus provides to modules loaded with dlopen.
 extern __thread ThreadIdentity tls_identity __attribute__((tls_model("initial-exec")));
 const ThreadIdentity& load_identity();
+// Clears the calling thread's cache (the fork child's step, lifecycle.cpp).
+void forget_identity();
 }  // namespace detail
 
 // The calling thread's identity. Cheap after the first call in each thread.

@@ -4,7 +4,6 @@ watch, and pickling."""
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 import weakref
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence,
 
 from pyetcd import etcdrpc
 
+from .. import _lifecycle
 from . import _keys
 from ._errors import ClusterError
 from ._session import Session
@@ -230,7 +230,7 @@ def _forget_holds_in_child() -> None:
         primitive._forget_holds()
 
 
-os.register_at_fork(after_in_child=_forget_holds_in_child)
+_lifecycle.register("cluster_holds", after_in_child=_forget_holds_in_child)
 
 
 def _rebuild(cluster_state: Tuple[Any, ...], kind: str, name: str,

@@ -16,10 +16,11 @@ primitives need:
   watch, nor across a reconnection.
 
 Fork. gRPC cannot be used by a forked child while another thread of the parent was inside it,
-so before every fork (``os.register_at_fork``) each session stops its keep-alive thread and
-closes its watch stream, and afterwards the parent resumes them (watches from the revision
-they had reached). A child never uses its parent's session: the first cluster call in a new
-process makes a session of its own, with its own lease, as every process is its own client.
+so before every fork (the ``cluster`` stage of ``interlock._lifecycle``) each session stops
+its keep-alive thread and closes its watch stream, and afterwards the parent resumes them
+(watches from the revision they had reached). A child never uses its parent's session: the
+first cluster call in a new process makes a session of its own, with its own lease, as every
+process is its own client.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 import grpc
 
+from .. import _lifecycle
 from ._errors import ClusterError, ClusterUnavailableError, LeaseNotFound
 
 try:
@@ -759,7 +761,7 @@ def _after_fork_in_child() -> None:
     _live_sessions.clear()
 
 
-os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+_lifecycle.register("cluster", before=_before_fork, after_in_parent=_after_fork_in_parent,
                     after_in_child=_after_fork_in_child)
 
 
