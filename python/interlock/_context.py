@@ -54,7 +54,8 @@ def get_context_for(method: str) -> context.BaseContext:
     found = _contexts.get(method)
     if found is None:
         base = multiprocessing.get_context(method)  # ValueError for an unknown method
-        found = _contexts[method] = _interlock_context_class(type(base))()
+        # setdefault: two threads racing here get the same context (atomic on every build).
+        found = _contexts.setdefault(method, _interlock_context_class(type(base))())
     return found
 
 

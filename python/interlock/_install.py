@@ -11,12 +11,26 @@ Both are idempotent.
 from __future__ import annotations
 
 import multiprocessing
+import threading
 from multiprocessing import context, spawn
 from typing import Any, Dict, Tuple
 
+from . import _lifecycle
 from ._context import PRIMITIVES, primitive_factory
 
 _saved: Dict[str, Tuple[Any, Any]] = {}
+# install() and uninstall() from several threads at once (free-threaded builds run them in
+# parallel): one at a time.
+_patching = threading.Lock()
+
+
+def _forget_patching_lock() -> None:
+    # Another thread may have held it at the fork; the child's copy would stay locked.
+    global _patching
+    _patching = threading.Lock()
+
+
+_lifecycle.register("core", after_in_child=_forget_patching_lock)
 _original_preparation_data = spawn.get_preparation_data
 
 
@@ -48,8 +62,12 @@ def install() -> None:
     """Make multiprocessing's contexts create interlock primitives (idempotent). Children
     started afterwards by spawn or forkserver install it as well; forked children inherit
     the patched classes."""
-    if _saved:
-        return
+    with _patching:
+        if not _saved:
+            _patch()
+
+
+def _patch() -> None:
     for name in PRIMITIVES:
         _saved[name] = (context.BaseContext.__dict__[name], getattr(multiprocessing, name))
         setattr(context.BaseContext, name, primitive_factory(name, "BaseContext"))
@@ -59,8 +77,9 @@ def install() -> None:
 
 def uninstall() -> None:
     """Undo :func:`install` (idempotent). Children that are already running keep theirs."""
-    for name, (method, shortcut) in _saved.items():
-        setattr(context.BaseContext, name, method)
-        setattr(multiprocessing, name, shortcut)
-    _saved.clear()
-    spawn.get_preparation_data = _original_preparation_data
+    with _patching:
+        for name, (method, shortcut) in _saved.items():
+            setattr(context.BaseContext, name, method)
+            setattr(multiprocessing, name, shortcut)
+        _saved.clear()
+        spawn.get_preparation_data = _original_preparation_data

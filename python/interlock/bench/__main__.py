@@ -9,13 +9,18 @@ import sys
 import time
 from typing import List, Optional
 
-from . import between_processes, cluster, creation, one_process, report, waiting
+from . import between_processes, cluster, creation, one_process, report, threads, waiting
 from .peers import available
 from .timing import Row, fmt_time
 
-GROUPS = ["one", "create", "scale", "between", "waiting"]
+GROUPS = ["one", "create", "scale", "between", "waiting", "threads"]
 # Run only when asked (--only cluster): it starts etcd servers (and redis-server if present).
 OPT_IN = ["cluster"]
+
+
+def _gil_enabled() -> bool:
+    is_enabled = getattr(sys, "_is_gil_enabled", None)  # 3.13 and newer
+    return True if is_enabled is None else bool(is_enabled())
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -54,6 +59,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             rows += between_processes.run(peers, args.quick)
         if "waiting" in groups:
             rows += waiting.run(peers, args.quick)
+        if "threads" in groups:
+            rows += threads.run(peers, args.quick)
         if "cluster" in groups:
             rows += cluster.run(args.quick, notes)
     finally:
@@ -62,7 +69,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     floor = one_process.call_floor(args.quick)
     elapsed = time.perf_counter() - started
     meta = {
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "python": f"{platform.python_implementation()} {platform.python_version()}"
+                  f"{' (free-threaded, GIL off)' if not _gil_enabled() else ''}",
         "machine": f"{platform.system()} {platform.release()} {platform.machine()}",
         "cpus": os.cpu_count(),
         "mode": "quick" if args.quick else "full",
@@ -79,6 +87,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         f"{fmt_time(floor['call floor'])}, with a lock's two atomic instructions "
         f"{fmt_time(floor['lock floor'])}",
     ] + notes
+    if "threads" in groups:
+        header.append("threads group: the uncontended and contended rows' ratio = interlock / "
+                      "threading, same run")
     if "cluster" in groups:
         header.append("cluster group: ratio = interlock.cluster / etcd's own put latency, "
                       "same run and same etcd cluster")

@@ -20,6 +20,9 @@ def process_counts() -> List[int]:
     return sorted({1, 2, 4, 2 * cores})
 
 
+Launch = Callable[..., Any]  # launch(target, *args) starts the partner; returns its .join()er
+
+
 def _spawn(target: Callable[..., None], *args: Any) -> Any:
     child = FORK.Process(target=target, args=args, daemon=True)
     child.start()
@@ -62,9 +65,9 @@ def semaphore_ping_pong(peer: Peer, rounds: int) -> float:
     return elapsed / rounds
 
 
-def event_ping_pong(peer: Peer, rounds: int) -> float:
+def event_ping_pong(peer: Peer, rounds: int, launch: Launch = _spawn) -> float:
     ping, pong = peer.make("Event"), peer.make("Event")
-    child = _spawn(_event_pong, ping, pong, rounds)
+    child = launch(_event_pong, ping, pong, rounds)
     start = time.perf_counter()
     for _ in range(rounds):
         ping.set()
@@ -75,9 +78,9 @@ def event_ping_pong(peer: Peer, rounds: int) -> float:
     return elapsed / rounds
 
 
-def condition_ping_pong(peer: Peer, rounds: int) -> float:
+def condition_ping_pong(peer: Peer, rounds: int, launch: Launch = _spawn) -> float:
     cond, turn = peer.make("Condition"), FORK.RawValue("i", 0)
-    child = _spawn(_cond_pong, cond, turn, rounds)
+    child = launch(_cond_pong, cond, turn, rounds)
     start = time.perf_counter()
     for _ in range(rounds):
         with cond:
