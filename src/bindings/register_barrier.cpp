@@ -43,12 +43,20 @@ Outcome run_step(const core::Deadline& deadline, Step&& step) {
 
 // Breaks the barrier while keeping the current exception.
 void abort_keeping_error(core::BarrierState& b) {
+#if PY_VERSION_HEX >= 0x030C0000  // PyErr_Fetch/Restore are deprecated from 3.12 on
+  PyObject* raised = PyErr_GetRaisedException();
+  Py_BEGIN_ALLOW_THREADS
+  barrier::abort(b);
+  Py_END_ALLOW_THREADS
+  PyErr_SetRaisedException(raised);
+#else
   PyObject *type, *value, *tb;
   PyErr_Fetch(&type, &value, &tb);
   Py_BEGIN_ALLOW_THREADS
   barrier::abort(b);
   Py_END_ALLOW_THREADS
   PyErr_Restore(type, value, tb);
+#endif
 }
 
 PyObject* b_wait(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kw) {
