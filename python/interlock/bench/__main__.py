@@ -88,8 +88,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         f"{fmt_time(floor['lock floor'])}",
     ] + notes
     if "threads" in groups:
-        header.append("threads group: the uncontended and contended rows' ratio = interlock / "
-                      "threading, same run")
+        header.append("threads group: the uncontended rows and the one marked 'against "
+                      "threading' divide by threading, same run")
     if "cluster" in groups:
         header.append("cluster group: ratio = interlock.cluster / etcd's own put latency, "
                       "same run and same etcd cluster")
