@@ -114,6 +114,7 @@ class Session:
         self._lost_leases: Set[int] = set()
         self._stop = threading.Event()
         self._keepalive_thread: Optional[threading.Thread] = None
+        self._paused = False  # between pause() and resume(): no keep-alive may start
         self.watches = WatchHub(self)
         _live_sessions.add(self)
 
@@ -260,6 +261,9 @@ class Session:
             return time.monotonic() - self._renewed_at > self.config.lease_ttl
 
     def _start_keepalive(self) -> None:
+        # (self._lock held.) Not while paused for a fork: resume() starts it afterwards.
+        if self._paused:
+            return
         if self._keepalive_thread is None or not self._keepalive_thread.is_alive():
             self._stop.clear()
             self._keepalive_thread = threading.Thread(
@@ -358,8 +362,13 @@ class Session:
 
     def pause(self) -> None:
         """Before a fork: no thread of ours may be inside gRPC."""
-        self._stop.set()
-        thread = self._keepalive_thread
+        # Under the lock, which _start_keepalive holds from making the thread to starting it:
+        # a thread granting the lease at this moment cannot leave one made but not started,
+        # nor start one after this.
+        with self._lock:
+            self._paused = True
+            self._stop.set()
+            thread = self._keepalive_thread
         if thread is not None:
             thread.join(self.config.timeout)
         self.watches.pause()
@@ -367,6 +376,7 @@ class Session:
     def resume(self) -> None:
         """After a fork, in the parent."""
         with self._lock:
+            self._paused = False
             if self.closed:
                 return
             if self._lease_id:
