@@ -130,6 +130,10 @@ def test_a_fork_child_inherits_exactly_the_references_alive_at_the_fork():
     assert [lock._slot_info()[3] for lock in locks] == [1] * 5
 
 
+# CPython 3.12 and newer warn when a multi-threaded process forks (when they can count its
+# threads); forking while other threads run is what this test is about.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded, use of fork:"
+                            "DeprecationWarning")
 def test_children_start_and_work_while_threads_are_busy(ctx, tmp_path):
     """Forks (and spawns) while two threads create, share and drop primitives and a third
     takes a FileLock: every child finds its primitives whole and can make new ones."""
