@@ -19,6 +19,14 @@ _core = native_core("fork steps to order")
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture
+def only_this_tests_hooks(monkeypatch):
+    """An empty hook registry for the test: only the hooks it registers run at its forks."""
+    hooks = {stage: {phase: () for phase in ("before", "after_in_parent", "after_in_child")}
+             for stage in _lifecycle.STAGES}
+    monkeypatch.setattr(_lifecycle, "_hooks", hooks)
+
+
 def _fork_and_collect(calls):
     """Forks; the child reports the calls its hooks recorded through a pipe. Returns the
     parent's and the child's lists."""
@@ -38,11 +46,8 @@ def _fork_and_collect(calls):
     return list(calls), child_calls
 
 
-def test_stages_run_top_down_before_and_bottom_up_after(monkeypatch):
+def test_stages_run_top_down_before_and_bottom_up_after(only_this_tests_hooks):
     calls = []
-    hooks = {stage: {phase: () for phase in ("before", "after_in_parent", "after_in_child")}
-             for stage in _lifecycle.STAGES}
-    monkeypatch.setattr(_lifecycle, "_hooks", hooks)  # only this test's hooks run
     for stage in _lifecycle.STAGES:
         _lifecycle.register(stage, before=lambda s=stage: calls.append(("before", s)),
                             after_in_parent=lambda s=stage: calls.append(("parent", s)),
@@ -54,11 +59,8 @@ def test_stages_run_top_down_before_and_bottom_up_after(monkeypatch):
     assert child == [("before", s) for s in down] + [("child", s) for s in up]
 
 
-def test_hooks_within_a_stage_run_in_registration_order(monkeypatch):
+def test_hooks_within_a_stage_run_in_registration_order(only_this_tests_hooks):
     calls = []
-    hooks = {stage: {phase: () for phase in ("before", "after_in_parent", "after_in_child")}
-             for stage in _lifecycle.STAGES}
-    monkeypatch.setattr(_lifecycle, "_hooks", hooks)
     for n in range(3):
         _lifecycle.register("file_lock", before=lambda n=n: calls.append(("before", n)),
                             after_in_child=lambda n=n: calls.append(("child", n)))
@@ -67,11 +69,8 @@ def test_hooks_within_a_stage_run_in_registration_order(monkeypatch):
     assert child == parent + [("child", 0), ("child", 1), ("child", 2)]
 
 
-def test_a_failing_hook_does_not_stop_the_others(monkeypatch):
+def test_a_failing_hook_does_not_stop_the_others(only_this_tests_hooks):
     calls = []
-    hooks = {stage: {phase: () for phase in ("before", "after_in_parent", "after_in_child")}
-             for stage in _lifecycle.STAGES}
-    monkeypatch.setattr(_lifecycle, "_hooks", hooks)
 
     def broken():
         raise OSError("first")
