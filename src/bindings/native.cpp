@@ -147,9 +147,12 @@ bool SignalWatch::before_sleep(bool run_handlers) {
   if (!main_thread_) return true;
   if (!sliced_) {
     word_ = &signal_wake::epoch();
-    // relaxed: only the value matters (futex_waitv compares it); it is read before the
-    // pending handlers run, so any signal after this point changes it.
-    value_ = word_->load(std::memory_order_relaxed);
+    // acquire, pairing with the handler's release increment: if this reads a signal's
+    // increment, the trip flag that CPython's handler set before it is visible to the
+    // PyErr_CheckSignals below (a weakly ordered CPU could show the increment first). Read
+    // before the pending handlers run, so any later signal changes the value that
+    // futex_waitv compares.
+    value_ = word_->load(std::memory_order_acquire);
   }
   if (run_handlers && PyErr_CheckSignals() < 0) return false;
   if (!sliced_) signal_wake::prepare();  // after the handlers, which may install new ones

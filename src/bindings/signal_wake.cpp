@@ -30,8 +30,9 @@ void wrapper(int sig, siginfo_t* info, void* context) {
     else if (original->sa_handler != SIG_DFL && original->sa_handler != SIG_IGN)
       original->sa_handler(sig);
   }
-  // relaxed: the futex compares the value; nothing else is published with it.
-  g_epoch.fetch_add(1, std::memory_order_relaxed);
+  // release: publishes the trip flag that the original (CPython's) handler set just above
+  // to a waiter that reads this increment (SignalWatch::before_sleep's acquire load).
+  g_epoch.fetch_add(1, std::memory_order_release);
   core::futex_wake_private(&g_epoch, -1);
   errno = saved_errno;
 }

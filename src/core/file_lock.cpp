@@ -29,14 +29,31 @@ namespace {
 
 void ignore_signal(int) {}
 
-// The real-time signal our timers send: the highest one nobody else has a handler for.
-// Installed once, without SA_RESTART, so that it interrupts the blocking lock call.
+// Whether a timer can signal the calling thread with `sig`. Not every real-time signal can:
+// qemu-user (foreign-architecture containers, CI's aarch64 lane) keeps the highest two for
+// itself and refuses timers that would send them.
+bool timer_can_send(int sig) {
+  struct sigevent sev;
+  std::memset(&sev, 0, sizeof(sev));
+  sev.sigev_notify = SIGEV_THREAD_ID;
+  sev.sigev_signo = sig;
+  sev._sigev_un._tid = static_cast<pid_t>(syscall(SYS_gettid));
+  timer_t probe;
+  if (timer_create(CLOCK_MONOTONIC, &sev, &probe) != 0) return false;
+  timer_delete(probe);  // never armed: nothing was sent
+  return true;
+}
+
+// The real-time signal our timers send: the highest one nobody else has a handler for and a
+// timer can send. Installed once, without SA_RESTART, so that it interrupts the blocking lock
+// call.
 int timer_signal() {
   static int signo = [] {
     for (int sig = SIGRTMAX; sig >= SIGRTMIN; --sig) {
       struct sigaction old;
       if (sigaction(sig, nullptr, &old) != 0) continue;
       if (old.sa_handler != SIG_DFL || (old.sa_flags & SA_SIGINFO)) continue;
+      if (!timer_can_send(sig)) continue;
       struct sigaction sa;
       std::memset(&sa, 0, sizeof(sa));
       sa.sa_handler = ignore_signal;

@@ -12,9 +12,17 @@
 namespace interlock::core {
 
 int64_t process_stamp(uint32_t pid) {
-  char path[32];
-  std::snprintf(path, sizeof path, "/proc/%u/stat", pid);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  // The path is opened relative to a descriptor of /proc, not as "/proc/<pid>/stat": qemu-user
+  // (which runs foreign-architecture containers, and CI's aarch64 lane) answers that absolute
+  // path for its own pid with a start time that a fork child inherits from its parent, so a
+  // child's stamp of itself would not match what every other process reads. A relative path
+  // reaches the kernel's file on every system.
+  int proc = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (proc < 0) return -1;
+  char path[24];
+  std::snprintf(path, sizeof path, "%u/stat", pid);
+  int fd = openat(proc, path, O_RDONLY | O_CLOEXEC);
+  close(proc);
   if (fd < 0) return -1;
   char buf[1024];
   ssize_t n = read(fd, buf, sizeof buf - 1);
