@@ -7,6 +7,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstdint>
@@ -31,12 +32,17 @@ constexpr uint64_t kStopTag = ~uint64_t{0};  // epoll data of the eventfd that s
 // Holder processes nobody waits for are still watched, so that waiting behind them again
 // costs no system call; at most this many (the oldest idle one goes first).
 constexpr size_t kIdleHolders = 64;
+// After a death, how long the watcher waits before it wakes the dead holder's remaining
+// waiters again: the first delay, doubled each time up to the last.
+constexpr int kRewakeFirstMs = 1;
+constexpr int kRewakeLastMs = 64;
 
 struct Holder {
-  int pidfd;
+  int pidfd;       // -1 once the process has ended
   uint32_t stamp;  // the process's start stamp, checked when the pidfd was opened
   uint64_t last_used;
   std::vector<std::pair<int, std::atomic<uint32_t>*>> waiters;  // (ticket, word)
+  bool dead = false;  // the process has ended; kept until its last waiter unwatches
 };
 
 // Everything below is guarded by `mu`, which a fork also holds (see the fork handlers).
@@ -49,7 +55,7 @@ struct State {
   int stopfd = -1;
   int next_ticket = 0;
   uint64_t uses = 0;
-  size_t idle = 0;  // holders with no waiter
+  size_t idle = 0;  // live holders with no waiter
   std::unordered_map<uint32_t, Holder> holders;  // by pid
   std::unordered_map<int, uint32_t> tickets;     // ticket -> pid
 };
@@ -62,11 +68,47 @@ State& state() {
 void drop_holder(State& st, uint32_t pid) {
   auto it = st.holders.find(pid);
   if (it == st.holders.end()) return;
-  if (it->second.waiters.empty()) --st.idle;
-  for (auto& waiter : it->second.waiters) st.tickets.erase(waiter.first);
-  epoll_ctl(st.epfd, EPOLL_CTL_DEL, it->second.pidfd, nullptr);
-  close(it->second.pidfd);
+  Holder& holder = it->second;
+  if (!holder.dead && holder.waiters.empty()) --st.idle;
+  for (auto& waiter : holder.waiters) st.tickets.erase(waiter.first);
+  if (holder.pidfd >= 0) {
+    epoll_ctl(st.epfd, EPOLL_CTL_DEL, holder.pidfd, nullptr);
+    close(holder.pidfd);
+  }
   st.holders.erase(it);
+}
+
+// The holder process `pid` has ended (mu held). Protocol: a waiter registers in watch(), then
+// sleeps in FUTEX_WAIT on its word, then unwatches. The watcher's FUTEX_WAKE changes nothing
+// in the word, so a wake that comes between the registration and the sleep is lost, and the
+// waiter would sleep to its deadline. So a dead holder stays registered while it has waiters,
+// and the watcher wakes them again, at growing intervals (rewake_dead), until every one has
+// unwatched; watch() answers kGone for it meanwhile. A waiter is thus woken at most
+// kRewakeLastMs after it falls asleep, and a sleeping one at once.
+void mark_dead(State& st, uint32_t pid) {
+  auto it = st.holders.find(pid);
+  if (it == st.holders.end() || it->second.dead) return;
+  Holder& holder = it->second;
+  for (auto& waiter : holder.waiters) futex_wake(waiter.second, -1);  // all of them
+  if (holder.waiters.empty()) {
+    drop_holder(st, pid);
+    return;
+  }
+  epoll_ctl(st.epfd, EPOLL_CTL_DEL, holder.pidfd, nullptr);
+  close(holder.pidfd);
+  holder.pidfd = -1;
+  holder.dead = true;
+}
+
+// Wakes the waiters of every dead holder again (mu held). True if any are left.
+bool rewake_dead(State& st) {
+  bool any = false;
+  for (auto& entry : st.holders) {
+    if (!entry.second.dead) continue;
+    for (auto& waiter : entry.second.waiters) futex_wake(waiter.second, -1);
+    any = true;
+  }
+  return any;
 }
 
 void* watcher_main(void*) {
@@ -77,24 +119,26 @@ void* watcher_main(void*) {
     epfd = st.epfd;
   }
   epoll_event events[16];
+  int rewake_ms = -1;  // -1: no dead holder has waiters, so nothing to wake again
   while (true) {
-    int n = epoll_wait(epfd, events, 16, -1);
+    int n = epoll_wait(epfd, events, 16, rewake_ms);
     if (n < 0) {
       if (errno == EINTR) continue;
       return nullptr;
     }
     std::lock_guard<std::mutex> guard(st.mu);
+    bool died = false;
     for (int i = 0; i < n; ++i) {
       if (events[i].data.u64 == kStopTag) {
         if (st.stopping) return nullptr;
         continue;
       }
-      auto pid = static_cast<uint32_t>(events[i].data.u64);
-      auto it = st.holders.find(pid);
-      if (it == st.holders.end()) continue;
-      for (auto& waiter : it->second.waiters) futex_wake(waiter.second, -1);  // all of them
-      drop_holder(st, pid);
+      mark_dead(st, static_cast<uint32_t>(events[i].data.u64));
+      died = true;
     }
+    if (died) rewake_ms = kRewakeFirstMs;
+    else if (n == 0 && rewake_ms > 0) rewake_ms = std::min(rewake_ms * 2, kRewakeLastMs);
+    if (n == 0 && !rewake_dead(st)) rewake_ms = -1;
   }
 }
 
@@ -144,9 +188,13 @@ Result watch(std::atomic<uint32_t>* word, uint64_t record, int* ticket) {
   if (st.stopping || !start(st)) return Result::kUnavailable;
   auto it = st.holders.find(pid);
   if (it != st.holders.end() && it->second.stamp != record_stamp(record)) {
-    drop_holder(st, pid);  // an earlier process with the same pid
+    // An earlier process with the same pid. While a dead one still has waiters to wake, it
+    // keeps its entry and this waiter polls instead (the pid came back within milliseconds).
+    if (it->second.dead) return Result::kUnavailable;
+    drop_holder(st, pid);
     it = st.holders.end();
   }
+  if (it != st.holders.end() && it->second.dead) return Result::kGone;
   if (it == st.holders.end()) {
     int fd = pidfd_open(pid);
     if (fd < 0) return errno == ESRCH ? Result::kGone : Result::kUnavailable;
@@ -193,6 +241,10 @@ void unwatch(int ticket) {
     }
   }
   if (!waiters.empty()) return;
+  if (it->second.dead) {  // its last waiter has seen the death
+    st.holders.erase(it);
+    return;
+  }
   ++st.idle;  // still watched, for the next wait behind this process
   while (st.idle > kIdleHolders) {
     uint32_t oldest = 0;
@@ -233,7 +285,8 @@ void fork_prepare() { state().mu.lock(); }
 void fork_parent() { state().mu.unlock(); }
 void fork_child() {
   State& st = state();
-  for (auto& entry : st.holders) close(entry.second.pidfd);
+  for (auto& entry : st.holders)
+    if (entry.second.pidfd >= 0) close(entry.second.pidfd);
   st.holders.clear();
   st.tickets.clear();
   st.idle = 0;

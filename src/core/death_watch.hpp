@@ -6,7 +6,10 @@
 // watcher thread per process, started on first use, waits in epoll on a pidfd of every
 // registered holder process; when one ends it wakes every waiter sleeping on the words
 // registered for it (FUTEX_WAKE, all), and those waiters find the holder gone and take over.
-// Nothing polls: an idle waiter and the watcher sleep until a release or a death.
+// Nothing polls: an idle waiter and the watcher sleep until a release or a death. A death can
+// come between a waiter's registration and its sleep, where a wake finds nobody asleep; so a
+// dead holder's waiters are woken again, at growing intervals up to 64 ms, until each has
+// unwatched, and watch() answers kGone for that holder meanwhile.
 //
 // Holders change while waiters sleep (a woken waiter or a newcomer takes the lock). So that
 // every sleeper watches the current holder, a robust lock's unlock wakes all its sleepers,

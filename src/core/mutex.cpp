@@ -121,8 +121,8 @@ Status robust_lock_slow(MutexState& m, const ThreadIdentity& me, const Deadline&
         return Status::kInterrupted;
       case Slept::kTimedOut:
         if (!deadline.passed()) continue;  // a slice ended
-        // A last look, unless the death watch covered the sleep (a death would have woken it).
-        if (watched != death_watch::Result::kWatching && take_over_from_dead_owner(m, me))
+        // A last look: the holder may have died just as time ran out.
+        if (take_over_from_dead_owner(m, me))
           return Status::kOwnerDied;
         return Status::kTimedOut;
       case Slept::kWoken:

@@ -198,6 +198,38 @@ TEST(interrupt_word_ends_a_wait_even_when_it_changed_before) {
   CHECK(futex_wait(&word, 7, Deadline::after(0.02)) == Status::kTimedOut);
 }
 
+TEST(death_watch_wakes_a_waiter_that_slept_after_the_death) {
+  // The holder dies between a waiter's watch() and its sleep: the watcher's first wake finds
+  // nobody asleep. The waiter must still be woken, and its next watch() must answer kGone.
+  auto* m = interlock::test::shared_new<MutexState>();
+  m->robust.store(1);
+  auto* held = interlock::test::shared_new<std::atomic<uint32_t>>();
+  pid_t child = fork();
+  if (child == 0) {
+    mutex::lock_try_acquire(*m);
+    held->store(1);
+    pause();  // until killed, holding the lock
+    _exit(0);
+  }
+  while (held->load() == 0) std::this_thread::yield();
+  int ticket = -1;
+  CHECK(death_watch::watch(&m->word, m->owner.load(), &ticket) == death_watch::Result::kWatching);
+  kill(child, SIGKILL);
+  while (process_stamp(static_cast<uint32_t>(child)) >= 0) std::this_thread::yield();  // a zombie
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the watcher has seen it die
+  uint32_t w = m->word.load();
+  auto start = std::chrono::steady_clock::now();
+  CHECK(futex_wait(&m->word, w, Deadline::after(20)) == Status::kOk);
+  CHECK(seconds_since(start) < 10.0);
+  death_watch::unwatch(ticket);
+  CHECK(death_watch::watched_count() == 0);
+  int again = -1;
+  CHECK(death_watch::watch(&m->word, m->owner.load(), &again) == death_watch::Result::kGone);
+  int status = 0;
+  waitpid(child, &status, 0);
+  death_watch::quiesce();
+}
+
 TEST(robust_waiter_is_woken_by_the_death_watch) {
   auto* m = interlock::test::shared_new<MutexState>();
   m->robust.store(1);
