@@ -10,11 +10,19 @@ namespace {
 
 enum class Slept { kTaken, kWoken, kTimedOut, kInterrupted };
 
+// Any holder: a plain lock's waiter sleeps whoever holds the lock.
+constexpr uint32_t kAnyHolder = ~uint32_t{0};
+
 // Takes the lock if it is free, else marks a waiter and sleeps once: until woken, the deadline
-// or a signal.
-Slept sleep_once(std::atomic<uint32_t>& word, uint32_t tid, const Deadline& deadline) {
+// or a signal. With `holder` set to a tid, it sleeps only while that thread holds the lock and
+// answers kWoken (look again) when another does: a robust waiter watches one holder's process
+// (death_watch.hpp), and must not sleep behind a holder it does not watch. The futex compares
+// the whole word, tid included, so a holder that changes after the check ends the sleep too.
+Slept sleep_once(std::atomic<uint32_t>& word, uint32_t tid, const Deadline& deadline,
+                 uint32_t holder = kAnyHolder) {
   uint32_t w = word.load(std::memory_order_relaxed);  // a guess for the CAS loop
   while (true) {
+    if (w != 0 && holder != kAnyHolder && (w & kTidMask) != holder) return Slept::kWoken;
     if (w == 0) {
       // We may have slept, so others may sleep too: keep the waiters bit set.
       // acquire: this CAS takes the lock.
@@ -112,7 +120,9 @@ Status robust_lock_slow(MutexState& m, const ThreadIdentity& me, const Deadline&
     }
     if (watched != death_watch::Result::kWatching && take_over_from_dead_owner(m, me))
       return Status::kOwnerDied;
-    Slept slept = sleep_once(m.word, me.tid, robust_slice(deadline, watched));
+    // Sleep only behind the holder just watched (or judged): another one, or one that came
+    // since the lock looked free, sends the loop round to watch it first.
+    Slept slept = sleep_once(m.word, me.tid, robust_slice(deadline, watched), w & kTidMask);
     if (ticket >= 0) death_watch::unwatch(ticket);
     switch (slept) {
       case Slept::kTaken:

@@ -29,7 +29,10 @@
 // A waiter whose holder lives in another process asks death_watch.hpp to wake it when that
 // process ends, then sleeps until a release or that death: an idle robust waiter costs no
 // more than any other. Since the holder may change while it sleeps, a robust lock's unlock
-// wakes every sleeper (not one), and each watches the new holder before sleeping again. Where
+// wakes every sleeper (not one), and each watches the new holder before sleeping again. The
+// holder can also change between the watch and the sleep (a release that nobody asleep
+// heard, then a new acquire): the waiter sleeps only on a word that still names the holder it
+// watches, and otherwise goes round to watch the new one. Where
 // no death watch is available, a waiter sleeps in slices of owner_check_interval() instead
 // and looks at the holder after each. A holder caught between its CAS and the store of its
 // record (a few instructions) is looked at again after 1 ms.
