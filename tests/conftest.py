@@ -28,6 +28,13 @@ def native_core(what):
     return pytest.importorskip("interlock._core", reason=PORTABLE_REASON + what)
 
 
+def native_only(what):
+    """Marks a test of something only the native core has (docs/platforms.md lists what the
+    portable backend lacks); on the portable backend it is skipped, with the reason."""
+    import interlock
+    return pytest.mark.skipif(not interlock.native, reason=PORTABLE_REASON + what)
+
+
 def _have_cpython_tests():
     try:
         return importlib.util.find_spec("test._test_multiprocessing") is not None

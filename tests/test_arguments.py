@@ -5,6 +5,7 @@ import math
 import pytest
 
 import interlock
+from conftest import native_only
 from interlock import synchronize
 
 
@@ -39,6 +40,16 @@ def test_nan_timeout_is_value_error(obj):
         obj.acquire(timeout=math.nan)
 
 
+def test_bad_argument_binding_raises_type_error():
+    lock = interlock.Lock()
+    for call in (lambda: lock.acquire(True, 1, 2), lambda: lock.acquire(blocking=True),
+                 lambda: lock.acquire(True, block=True), lambda: lock.release(1),
+                 lambda: lock.locked(1)):
+        with pytest.raises(TypeError):
+            call()
+
+
+@native_only("native argument binding (multiprocessing's methods word these errors otherwise)")
 def test_argument_binding_errors():
     lock = interlock.Lock()
     with pytest.raises(TypeError, match="at most 2 arguments"):
@@ -105,6 +116,7 @@ def test_ctx_must_be_a_context():
         synchronize.Lock(ctx="fork")
 
 
+@native_only("native types, whose methods check that __init__ ran")
 def test_uninitialized_instances_raise_instead_of_crashing():
     for cls in (synchronize.Lock, synchronize.RLock, synchronize.Semaphore, synchronize.Event,
                 synchronize.Condition, synchronize.Barrier):
@@ -116,6 +128,7 @@ def test_uninitialized_instances_raise_instead_of_crashing():
                     method()
 
 
+@native_only("native methods on the type (multiprocessing binds them per instance)")
 def test_methods_refuse_foreign_self():
     with pytest.raises(TypeError):
         synchronize.Lock.acquire(interlock.Semaphore())
@@ -123,6 +136,7 @@ def test_methods_refuse_foreign_self():
         synchronize.Lock.release(object())
 
 
+@native_only("native pickle state (slot references) to check")
 def test_malformed_pickle_state_is_rejected():
     from interlock import _core
 

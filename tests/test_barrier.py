@@ -13,6 +13,7 @@ import interlock
 from interlock import synchronize
 
 import workers
+from conftest import native_only
 
 
 def test_parties_validation():
@@ -137,6 +138,7 @@ def test_reset_breaks_current_waiters():
     assert errors == [] and sorted(out) == [0, 1, 2]
 
 
+@native_only("repr of interlock's own (multiprocessing's is the default object repr)")
 def test_repr():
     b = interlock.Barrier(2)
     assert repr(b) == f"<interlock.synchronize.Barrier at {id(b):#x}: waiters=0/2>"
@@ -179,6 +181,8 @@ class _Action:
         workers.count_action(self.counter)
 
 
+@native_only("survival of a party's death: multiprocessing's Barrier can hang once a waiter "
+             "was killed")
 def test_party_killed_while_waiting_breaks_round_for_timed_waiters(ctx):
     b = synchronize.Barrier(3, ctx=ctx)
     p = ctx.Process(target=workers.barrier_wait_forever, args=(b,))
@@ -220,6 +224,8 @@ def test_many_parties_complete_rounds(ctx):
         assert sorted([mine[r]] + [t[r] for t in theirs]) == list(range(parties))
 
 
+@native_only("breaking of the barrier by an interrupted wait (threading's Barrier does not "
+             "break it, and neither does multiprocessing's)")
 def test_ctrl_c_in_wait_raises_and_breaks_barrier():
     b = interlock.Barrier(2)
     threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()

@@ -13,6 +13,7 @@ import interlock
 from interlock import synchronize
 
 import workers
+from conftest import native_only
 
 
 def test_requires_interlock_lock():
@@ -171,6 +172,8 @@ def test_notify_counts_across_processes(ctx):
         p.join(30)
 
 
+@native_only("notify() that never waits for its waiters: multiprocessing's waits until each "
+             "woken waiter has woken, and one that was killed never does")
 def test_notify_never_blocks_on_a_dead_waiter(ctx):
     cond = synchronize.Condition(ctx=ctx)
     ready = ctx.Semaphore(0)

@@ -6,11 +6,14 @@ import re
 
 import pytest
 
+from conftest import native_only
+
 DOCS = pathlib.Path(__file__).resolve().parent.parent / "docs"
 PAGES = sorted(DOCS.glob("*.md"))
 # cluster.md's examples start a real etcd: they run with the cluster tests (marker "cluster").
-RUNNABLE = [pytest.param(p, marks=pytest.mark.cluster) if p.name == "cluster.md" else p
-            for p in PAGES]
+# reliability.md's are robust locks, which only the native core has.
+MARKS = {"cluster.md": pytest.mark.cluster, "reliability.md": native_only("robust locks")}
+RUNNABLE = [pytest.param(p, marks=MARKS[p.name]) if p.name in MARKS else p for p in PAGES]
 FENCE = re.compile(r"^```(\w+)\n(.*?)^```", re.S | re.M)
 
 

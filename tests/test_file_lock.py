@@ -17,6 +17,12 @@ import interlock
 from interlock import FileLock, lockf
 
 import workers
+from conftest import native_only
+
+# The portable backend's FileLock is flock(2): whole files, no byte ranges (docs/platforms.md).
+RANGES = native_only("FileLock and lockf byte ranges (flock locks whole files)")
+# (start, length) of the range the tests lock where ranges exist; the whole file elsewhere.
+SOME_RANGE = (3, 4) if interlock.native else (0, 0)
 
 
 @pytest.fixture
@@ -91,6 +97,7 @@ def test_shared_locks_coexist_and_exclude_writers(path):
     w.release()
 
 
+@RANGES
 def test_byte_ranges(path):
     a = FileLock(path, start=0, length=10)
     b = FileLock(path, start=10, length=10)
@@ -256,10 +263,12 @@ def test_fork_child_does_not_share_parents_hold(path):
 
 
 def test_pickled_copy_is_another_holder(ctx, path):
-    lock = FileLock(path, start=3, length=4)
+    start, length = SOME_RANGE
+    lock = FileLock(path, start=start, length=length)
     lock.acquire()
     results = ctx.Queue()
-    p = ctx.Process(target=workers.file_lock_try, args=(path, results, 0.05, False, 3, 4))
+    p = ctx.Process(target=workers.file_lock_try,
+                    args=(path, results, 0.05, False, start, length))
     p.start()
     assert results.get(timeout=30) is False
     p.join(30)
@@ -289,6 +298,7 @@ def test_timeout_waits_in_kernel_without_burning_cpu(path):
     holder.release()
 
 
+@RANGES
 def test_lockf_like_fcntl(path):
     open(path, "w").close()
     with open(path, "r+") as f, open(path, "r+") as g:
@@ -342,6 +352,7 @@ def test_lockf_ownership_follows_the_open_file_description(path):
         lockf(f, LOCK_UN)
 
 
+@native_only("open-file-description locks to fall back from")
 def test_flock_fallback_when_ofd_is_unavailable(tmp_path):
     code = textwrap.dedent(f"""
         import threading
@@ -367,6 +378,7 @@ def test_flock_fallback_when_ofd_is_unavailable(tmp_path):
     assert out.stdout.strip() == f"ranges refused: {errno.ENOTSUP}"
 
 
+@RANGES
 def test_stress_no_conflicting_holds_overlap(ctx, path):
     log = ctx.Queue()
     procs = [ctx.Process(target=workers.file_lock_stress, args=(path, seed, 40, log))
@@ -406,6 +418,7 @@ def test_closed_lock_refuses_use(path):
         lock.acquire()
 
 
+@RANGES
 def test_lockf_whence_and_write_access_like_fcntl(path):
     with open(path, "wb") as f:
         f.write(b"x" * 20)

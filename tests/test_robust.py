@@ -11,9 +11,12 @@ import interlock
 from interlock import OwnerDiedError, synchronize
 
 import workers
-from conftest import run_child
+from conftest import native_only, run_child
+
+ROBUST = native_only("robust locks")
 
 
+@ROBUST
 @pytest.mark.parametrize("kind", ["Lock", "RLock"])
 def test_waiter_takes_over_from_a_holder_killed_while_it_waits(ctx, kind):
     lock = getattr(synchronize, kind)(robust=True, ctx=ctx)
@@ -37,6 +40,7 @@ def test_waiter_takes_over_from_a_holder_killed_while_it_waits(ctx, kind):
     lock.release()
 
 
+@ROBUST
 @pytest.mark.parametrize("kind", ["Lock", "RLock"])
 def test_later_acquirer_takes_over_and_holds_the_lock(kind):
     lock = getattr(interlock, kind)(robust=True)
@@ -53,6 +57,7 @@ def test_later_acquirer_takes_over_and_holds_the_lock(kind):
     lock.release()
 
 
+@ROBUST
 def test_blocking_acquire_and_with_statement_report_the_dead_owner():
     fork = mp.get_context("fork")
     lock = interlock.Lock(robust=True)
@@ -66,6 +71,7 @@ def test_blocking_acquire_and_with_statement_report_the_dead_owner():
     lock.release()
 
 
+@ROBUST
 def test_zombie_holder_counts_as_dead():
     fork = mp.get_context("fork")
     lock = interlock.Lock(robust=True)
@@ -81,6 +87,7 @@ def test_zombie_holder_counts_as_dead():
     holder.join()
 
 
+@ROBUST
 def test_live_holder_is_never_presumed_dead(ctx):
     lock = synchronize.Lock(robust=True, ctx=ctx)
     held = ctx.Event()
@@ -95,6 +102,7 @@ def test_live_holder_is_never_presumed_dead(ctx):
     lock.release()
 
 
+@ROBUST
 def test_lock_released_by_another_process_is_not_an_owner_death(ctx):
     lock = synchronize.Lock(robust=True, ctx=ctx)
     lock.acquire()
@@ -103,6 +111,7 @@ def test_lock_released_by_another_process_is_not_an_owner_death(ctx):
     lock.release()
 
 
+@ROBUST
 def test_condition_wait_reports_the_dead_owner_after_taking_the_lock_back():
     fork = mp.get_context("fork")
     cond = interlock.Condition(interlock.Lock(robust=True))
@@ -137,10 +146,15 @@ def test_arguments():
     with pytest.raises(TypeError):
         interlock.set_owner_check_interval("0.1")  # type: ignore[arg-type]
     interlock.set_owner_check_interval(0.05)
-    assert interlock.get_context("fork").Lock(robust=True).robust
     assert issubclass(OwnerDiedError, RuntimeError)
+    if interlock.native:
+        assert interlock.get_context("fork").Lock(robust=True).robust
+    else:
+        with pytest.raises(NotImplementedError, match="native core"):
+            interlock.Lock(robust=True)
 
 
+@ROBUST
 def test_a_sleeping_waiter_is_woken_by_the_holders_death_not_by_polling():
     """The waiter sleeps until the holder's process ends (a pidfd watch), not in slices: with
     the fallback poll interval set to an hour, it still takes over within moments."""
@@ -182,6 +196,7 @@ def test_a_sleeping_waiter_is_woken_by_the_holders_death_not_by_polling():
     lock.release()
 
 
+@ROBUST
 def test_waiters_follow_a_new_holder_that_then_dies():
     """A robust lock's release wakes every sleeper, so a sleeper that did not get the lock
     watches whoever did: here the new holder is another waiter's process, which dies holding
@@ -232,6 +247,7 @@ def test_waiters_follow_a_new_holder_that_then_dies():
     assert second.exitcode == -signal.SIGKILL
 
 
+@ROBUST
 def test_without_a_death_watch_waiters_poll_at_the_check_interval():
     """Where pidfds are unavailable (forced here), a waiter looks at its holder every interval
     instead of watching it, and still takes over."""

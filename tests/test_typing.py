@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from conftest import native_only
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
@@ -20,6 +22,7 @@ def run(*args):
 # has no wheels for some interpreters yet, free-threaded 3.13 among them).
 @pytest.mark.skipif(importlib.util.find_spec("grpc") is None,
                     reason="stubtest imports interlock.cluster: needs the cluster extra")
+@native_only("compiled module for stubtest to compare _core.pyi with")
 def test_stubs_match_runtime():
     allowlist = ROOT / ".ci" / "stubtest-allowlist.txt"
     result = run("mypy.stubtest", "interlock", "--allowlist", str(allowlist),

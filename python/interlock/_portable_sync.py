@@ -72,6 +72,8 @@ def _context(ctx: Optional[Any]) -> Any:
 
 
 def _check_robust(robust: Any) -> None:
+    if not isinstance(robust, bool):  # as the native backend checks it
+        raise TypeError(f"robust must be a bool, not {type(robust).__name__}")
     if robust:
         raise NotImplementedError(ROBUST_UNSUPPORTED)
 
@@ -175,6 +177,11 @@ class BoundedSemaphore(_SemaphoreAPI, _mp.BoundedSemaphore):
 class Condition(_mp.Condition):
     def __init__(self, lock: Optional[Any] = None, *, ctx: Optional[Any] = None) -> None:
         ctx = _context(ctx)
+        # As in the native backend, only interlock's locks: multiprocessing's Condition would
+        # take any object, and a thread lock or a Semaphore would break it later.
+        if lock is not None and not isinstance(lock, (Lock, RLock)):
+            raise TypeError(
+                f"Condition() needs an interlock Lock or RLock, not {type(lock).__name__}")
         # multiprocessing would make its own RLock (ctx.RLock()); the default is ours.
         super().__init__(RLock(ctx=ctx) if lock is None else lock, ctx=ctx)
 
@@ -209,3 +216,10 @@ class Barrier(_mp.Barrier):
     def wait(self, timeout: Optional[float] = None) -> int:
         """Wait for the other parties; return this party's index (0 to parties - 1)."""
         return int(super().wait(_timeout(timeout)))
+
+
+# The public classes are interlock.synchronize's on both backends: a repr, a pickle by
+# reference and type(x).__module__ name that module, whichever backend defined them.
+for _cls in (Lock, RLock, Semaphore, BoundedSemaphore, Condition, Event, Barrier):
+    _cls.__module__ = "interlock.synchronize"
+del _cls
