@@ -198,10 +198,8 @@ TEST(interrupt_word_ends_a_wait_even_when_it_changed_before) {
   CHECK(futex_wait(&word, 7, Deadline::after(0.02)) == Status::kTimedOut);
 }
 
-TEST(death_watch_wakes_a_waiter_that_slept_after_the_death) {
-  // The holder dies between a waiter's watch() and its sleep: the watcher's first wake finds
-  // nobody asleep. The waiter must still be woken, and its next watch() must answer kGone.
-  auto* m = interlock::test::shared_new<MutexState>();
+// Makes *m a robust lock held by a forked child, which holds it until killed; its pid.
+static pid_t fork_robust_holder(MutexState* m) {
   m->robust.store(1);
   auto* held = interlock::test::shared_new<std::atomic<uint32_t>>();
   pid_t child = fork();
@@ -212,6 +210,14 @@ TEST(death_watch_wakes_a_waiter_that_slept_after_the_death) {
     _exit(0);
   }
   while (held->load() == 0) std::this_thread::yield();
+  return child;
+}
+
+TEST(death_watch_wakes_a_waiter_that_slept_after_the_death) {
+  // The holder dies between a waiter's watch() and its sleep: the watcher's first wake finds
+  // nobody asleep. The waiter must still be woken, and its next watch() must answer kGone.
+  auto* m = interlock::test::shared_new<MutexState>();
+  pid_t child = fork_robust_holder(m);
   int ticket = -1;
   CHECK(death_watch::watch(&m->word, m->owner.load(), &ticket) == death_watch::Result::kWatching);
   kill(child, SIGKILL);
@@ -232,16 +238,7 @@ TEST(death_watch_wakes_a_waiter_that_slept_after_the_death) {
 
 TEST(robust_waiter_is_woken_by_the_death_watch) {
   auto* m = interlock::test::shared_new<MutexState>();
-  m->robust.store(1);
-  auto* held = interlock::test::shared_new<std::atomic<uint32_t>>();
-  pid_t child = fork();
-  if (child == 0) {
-    mutex::lock_try_acquire(*m);
-    held->store(1);
-    pause();  // until killed, holding the lock
-    _exit(0);
-  }
-  while (held->load() == 0) std::this_thread::yield();
+  pid_t child = fork_robust_holder(m);
   mutex::set_owner_check_interval(3600);  // a poll would take an hour
   std::thread killer([&] {
     while (death_watch::watched_count() == 0) std::this_thread::yield();
