@@ -15,11 +15,14 @@ def hold(lock, held, seconds):
     lock.release()
 
 
-def acquire_and_report(lock, results, timeout):
-    """Reports what acquire(timeout=...) did: ("acquired"|"timeout"|"owner died", seconds)."""
+def acquire_and_report(lock, results, timeout, started=None):
+    """Reports what acquire(timeout=...) did: ("acquired"|"timeout"|"owner died", seconds).
+    `started`, an Event, is set once the clock runs, just before the acquire."""
     from interlock import OwnerDiedError
 
     start = time.monotonic()
+    if started is not None:
+        started.set()
     try:
         outcome = "acquired" if lock.acquire(timeout=timeout) else "timeout"
     except OwnerDiedError:

@@ -59,9 +59,12 @@ def test_release_n_validates(cluster):
 
 def test_a_release_wakes_a_waiting_process(cluster, ctx):
     s = cluster.Semaphore("wake", 0)
-    results = ctx.Queue()
-    child = ctx.Process(target=cw.acquire_and_report, args=(s, results, 60))
+    results, started = ctx.Queue(), ctx.Event()
+    child = ctx.Process(target=cw.acquire_and_report, args=(s, results, 60, started))
     child.start()
+    # The release comes a second after the child's clock started (a spawned child can take
+    # longer than that to start on a loaded machine): it must have waited for it.
+    assert started.wait(60)
     time.sleep(1.0)
     s.release()
     outcome, waited, _ = results.get(timeout=60)
