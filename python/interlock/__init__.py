@@ -32,6 +32,7 @@ __all__ = [
     "Condition",
     "Event",
     "Barrier",
+    "RWLock",
     "SEM_VALUE_MAX",
     "SegmentError",
     "OwnerDiedError",
@@ -84,3 +85,11 @@ def Barrier(
 ) -> synchronize.Barrier:
     """A barrier shared between processes (``multiprocessing.Barrier``)."""
     return synchronize.Barrier(parties, action, timeout)
+
+
+def RWLock(*, prefer: str = "writers") -> synchronize.RWLock:
+    """A reader-writer lock shared between processes: many readers at once, or one writer.
+    ``prefer="writers"`` (the default) holds new readers back while a writer waits, so writers
+    are never starved; ``prefer="readers"`` lets readers in whenever no writer holds. See
+    :class:`interlock.synchronize.RWLock`."""
+    return synchronize.RWLock(prefer=prefer)

@@ -16,6 +16,8 @@ from typing import Any, Callable, Dict, Optional
 from . import synchronize
 
 PRIMITIVES = ("Lock", "RLock", "Semaphore", "BoundedSemaphore", "Condition", "Event", "Barrier")
+# interlock's own primitives, which the contexts offer beside multiprocessing's seven.
+EXTRA_PRIMITIVES = ("RWLock",)
 
 
 def primitive_factory(name: str, owner: str) -> Callable[..., Any]:
@@ -27,13 +29,15 @@ def primitive_factory(name: str, owner: str) -> Callable[..., Any]:
 
     factory.__name__ = name
     factory.__qualname__ = f"{owner}.{name}"
-    factory.__doc__ = f"Returns an interlock {name} for this context (see multiprocessing.{name})."
+    factory.__doc__ = (f"Returns an interlock {name} for this context"
+                       + (f" (see multiprocessing.{name})." if name in PRIMITIVES else "."))
     return factory
 
 
 def _interlock_context_class(base: type) -> type:
     namespace: Dict[str, Any] = {
-        name: primitive_factory(name, f"Interlock{base.__name__}") for name in PRIMITIVES
+        name: primitive_factory(name, f"Interlock{base.__name__}")
+        for name in PRIMITIVES + EXTRA_PRIMITIVES
     }
 
     def get_context(self: context.BaseContext, method: Optional[str] = None) -> Any:
@@ -62,7 +66,8 @@ def get_context_for(method: str) -> context.BaseContext:
 def get_context(method: Optional[str] = None) -> context.BaseContext:
     """Like ``multiprocessing.get_context(method)``, but the context's Lock, RLock,
     Semaphore, BoundedSemaphore, Condition, Event and Barrier are interlock's, and so are
-    the primitives inside the Queues, Pools and Values it makes.
+    the primitives inside the Queues, Pools and Values it makes. It also has ``RWLock()``,
+    interlock's reader-writer lock.
 
     ``method`` is "fork", "spawn", "forkserver" or None for multiprocessing's default start
     method (which, as with ``multiprocessing.get_context()``, fixes that default).

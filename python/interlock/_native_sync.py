@@ -17,6 +17,7 @@ from typing import Any, Callable, Optional, TypeVar
 
 from . import _core
 from ._arguments import check_owner_check_interval
+from ._rwlock_views import RWLockExtras
 from ._sharing import Shareable
 
 SEM_VALUE_MAX: int = _core.SEM_VALUE_MAX
@@ -30,6 +31,7 @@ BoundedSemaphore = _core.BoundedSemaphore
 Condition = _core.Condition
 Event = _core.Event
 Barrier = _core.Barrier
+RWLock = _core.RWLock
 
 _T = TypeVar("_T")
 
@@ -215,3 +217,4 @@ _graft(BoundedSemaphore, _BoundedSemaphoreExtras)
 _graft(Condition, _ConditionExtras, Shareable)
 _graft(Event, _EventExtras, Shareable)
 _graft(Barrier, _BarrierExtras, Shareable)
+_graft(RWLock, RWLockExtras, Shareable)

@@ -14,6 +14,7 @@ PYBIND11_MODULE(_core, m, pybind11::mod_gil_not_used()) {
   interlock::bindings::register_event(m);
   interlock::bindings::register_condition(m);
   interlock::bindings::register_barrier(m);
+  interlock::bindings::register_rwlock(m);
   interlock::bindings::register_file_lock(m);
   interlock::bindings::register_floor(m);
 }

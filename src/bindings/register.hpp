@@ -14,6 +14,7 @@ void register_semaphore(py::module_& m);
 void register_event(py::module_& m);
 void register_condition(py::module_& m);
 void register_barrier(py::module_& m);
+void register_rwlock(py::module_& m);
 void register_file_lock(py::module_& m);
 void register_floor(py::module_& m);  // _NoOp, the benchmark's floor
 

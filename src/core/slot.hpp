@@ -24,6 +24,7 @@ enum class Kind : uint32_t {
   kEvent = 4,
   kCondition = 5,
   kBarrier = 6,
+  kRWLock = 7,
 };
 
 // A slot's tag packs its kind (low 8 bits) with a generation (high 24 bits) that changes
@@ -83,6 +84,17 @@ struct BarrierState {
   uint32_t parties;
 };
 
+// RWLock. See rwlock.hpp.
+struct RWLockState {
+  std::atomic<uint64_t> state;           // readers | waiting writers << 32 | writer bit 63
+  std::atomic<uint32_t> read_seq;        // the readers' futex word: bumped to wake them all
+  std::atomic<uint32_t> write_seq;       // the writers' futex word: bumped to wake one
+  std::atomic<uint32_t> read_sleepers;   // readers that are (about to be) asleep
+  std::atomic<uint32_t> write_sleepers;  // writers that are (about to be) asleep
+  std::atomic<uint32_t> writer;          // the write holder's tid, 0 when none
+  uint32_t prefer;                       // rwlock::Prefer, set before the slot is shared
+};
+
 struct alignas(64) Slot {
   SlotHeader header;
   union Body {
@@ -91,6 +103,7 @@ struct alignas(64) Slot {
     EventState event;
     ConditionState condition;
     BarrierState barrier;
+    RWLockState rwlock;
     unsigned char bytes[48];
   } body;
 };
