@@ -1,5 +1,6 @@
 """Hypothesis state machines: random operation sequences against a simple model."""
 
+import queue
 import threading
 
 from hypothesis import settings
@@ -110,7 +111,109 @@ class RLockModel(RuleBasedStateMachine):
         assert repr(self.lock) == expected
 
 
+class _Actor:
+    """A thread that runs the calls it is given, one at a time, so that its holds stay its own
+    across rules (an RWLock's holds belong to a thread)."""
+
+    def __init__(self):
+        self.calls = queue.Queue()
+        self.results = queue.Queue()
+        self.thread = threading.Thread(target=self._run)
+        self.thread.start()
+
+    def _run(self):
+        while True:
+            call = self.calls.get()
+            if call is None:
+                return
+            try:
+                self.results.put(("ok", call()))
+            except Exception as exc:
+                self.results.put(("raised", type(exc)))
+
+    def run(self, call):
+        self.calls.put(call)
+        return self.results.get(timeout=30)
+
+    def stop(self):
+        self.calls.put(None)
+        self.thread.join(30)
+
+
+class RWLockModel(RuleBasedStateMachine):
+    """An RWLock's holds, owners and errors, over two threads, follow the model: reads per
+    thread and one writer. Waits are zero or non-blocking, so no writer is left waiting."""
+
+    def __init__(self):
+        super().__init__()
+        self.rw = interlock.RWLock(prefer="writers")
+        self.actors = [_Actor(), _Actor()]
+        self.reads = [0, 0]
+        self.writer = None
+
+    def teardown(self):
+        for actor in self.actors:
+            actor.stop()
+
+    @rule(who=st.sampled_from([0, 1]), how=st.sampled_from(["block=False", "timeout=0", "view"]))
+    def acquire_read(self, who, how):
+        call = {"block=False": lambda: self.rw.acquire_read(False),
+                "timeout=0": lambda: self.rw.acquire_read(timeout=0),
+                "view": lambda: self.rw.read_lock().acquire(False)}[how]
+        expected = self.writer is None
+        assert self.actors[who].run(call) == ("ok", expected)
+        self.reads[who] += expected
+
+    @rule(who=st.sampled_from([0, 1]), how=st.sampled_from(["block=False", "timeout=-1"]))
+    def acquire_write(self, who, how):
+        call = (lambda: self.rw.acquire_write(False)) if how == "block=False" else \
+            (lambda: self.rw.acquire_write(timeout=-1))
+        expected = self.writer is None and sum(self.reads) == 0
+        assert self.actors[who].run(call) == ("ok", expected)
+        if expected:
+            self.writer = who
+
+    def _refusal(self, mine, anyone):
+        """What a release must raise: None when allowed, else Lock's or RLock's error."""
+        if mine:
+            return None
+        return AssertionError if anyone else ValueError
+
+    @rule(who=st.sampled_from([0, 1]))
+    def release_read(self, who):
+        error = self._refusal(self.reads[who] > 0, sum(self.reads) > 0)
+        outcome = self.actors[who].run(self.rw.release_read)
+        if error is None:
+            assert outcome == ("ok", None)
+            self.reads[who] -= 1
+        else:
+            assert outcome == ("raised", error)
+
+    @rule(who=st.sampled_from([0, 1]), downgrade=st.booleans())
+    def release_write(self, who, downgrade):
+        error = self._refusal(self.writer == who, self.writer is not None)
+        outcome = self.actors[who].run(self.rw.downgrade if downgrade else self.rw.release_write)
+        if error is None:
+            assert outcome == ("ok", None)
+            self.writer = None
+            self.reads[who] += downgrade
+        else:
+            assert outcome == ("raised", error)
+
+    @invariant()
+    def state_matches(self):
+        assert self.rw._readers() == sum(self.reads)
+        assert self.rw.write_lock().locked() == (self.writer is not None)
+        assert self.rw.read_lock().locked() == (sum(self.reads) > 0)
+        assert self.rw._waiting_writers() == 0
+        for who, actor in enumerate(self.actors):
+            assert actor.run(self.rw._own_reads) == ("ok", self.reads[who])
+            assert actor.run(self.rw._owns_write) == ("ok", self.writer == who)
+
+
 TestSemaphoreModel = SemaphoreModel.TestCase
 TestSemaphoreModel.settings = settings(max_examples=40, stateful_step_count=25, deadline=None)
 TestRLockModel = RLockModel.TestCase
 TestRLockModel.settings = settings(max_examples=40, stateful_step_count=25, deadline=None)
+TestRWLockModel = RWLockModel.TestCase
+TestRWLockModel.settings = settings(max_examples=40, stateful_step_count=25, deadline=None)

@@ -17,46 +17,76 @@ struct ReadHold {
   uint32_t count;
 };
 
+// A plain struct in initial-exec TLS (as thread_identity.hpp's identity): looked up on every
+// read acquire and release, so one %fs-relative access, no __tls_get_addr call or guard. A
+// thread holding reads on more than kInlineHolds locks at once spills into `more`.
+constexpr int kInlineHolds = 6;
 struct ReadHolds {
-  uint32_t tid = 0;  // the thread these holds belong to: a fork child's thread has a new one
-  std::vector<ReadHold> holds;
+  uint32_t tid;  // the thread these holds belong to: a fork child's thread has a new one
+  uint32_t used;
+  ReadHold inline_holds[kInlineHolds];
+  std::vector<ReadHold>* more;  // allocated on first spill, kept for the thread's life
 };
-
-thread_local ReadHolds t_reads;
+__thread ReadHolds t_reads __attribute__((tls_model("initial-exec")));
 
 uint32_t slot_tag(const Slot& slot) {
   return slot.header.tag.load(std::memory_order_relaxed);  // set before the slot is shared
 }
 
-std::vector<ReadHold>& my_holds() {
+ReadHolds& my_holds() {
   const uint32_t tid = current_thread().tid;
   if (t_reads.tid != tid) {  // first use in this thread, or a fork child's copy: none are ours
     t_reads.tid = tid;
-    t_reads.holds.clear();
+    t_reads.used = 0;
+    if (t_reads.more != nullptr) t_reads.more->clear();
   }
-  return t_reads.holds;
+  return t_reads;
 }
 
 ReadHold* find_hold(const Slot& slot) {
+  ReadHolds& holds = my_holds();
   const uint32_t tag = slot_tag(slot);
-  for (ReadHold& h : my_holds())
+  for (uint32_t i = 0; i < holds.used; ++i) {
+    ReadHold& h = holds.inline_holds[i];
     if (h.slot == &slot && h.tag == tag) return &h;
+  }
+  if (holds.more != nullptr)
+    for (ReadHold& h : *holds.more)
+      if (h.slot == &slot && h.tag == tag) return &h;
   return nullptr;
 }
 
-void count_read(const Slot& slot) {
-  if (ReadHold* h = find_hold(slot)) {
+// Counts one more read hold; `h` is find_hold's answer for this slot, taken just before.
+void count_read(const Slot& slot, ReadHold* h) {
+  if (h != nullptr) {
     ++h->count;
     return;
   }
-  my_holds().push_back(ReadHold{&slot, slot_tag(slot), 1});
+  ReadHolds& holds = my_holds();
+  const ReadHold fresh{&slot, slot_tag(slot), 1};
+  if (holds.used < kInlineHolds) {
+    holds.inline_holds[holds.used++] = fresh;
+    return;
+  }
+  if (holds.more == nullptr) holds.more = new std::vector<ReadHold>();
+  holds.more->push_back(fresh);
 }
 
 void uncount_read(ReadHold* h) {
   if (--h->count != 0) return;
-  std::vector<ReadHold>& holds = my_holds();
-  *h = holds.back();
-  holds.pop_back();
+  ReadHolds& holds = my_holds();
+  std::vector<ReadHold>* more = holds.more;
+  if (more != nullptr && !more->empty() && h >= more->data() && h < more->data() + more->size()) {
+    *h = more->back();
+    more->pop_back();
+    return;
+  }
+  // An inline hold: the last inline one takes its place, and a spilled one moves in.
+  *h = holds.inline_holds[--holds.used];
+  if (more != nullptr && !more->empty()) {
+    holds.inline_holds[holds.used++] = more->back();
+    more->pop_back();
+  }
 }
 
 // ---- the state word -----------------------------------------------------------------------
@@ -99,17 +129,18 @@ bool try_write_state(RWLockState& r, bool announced) {
   return false;
 }
 
-void wake_readers(RWLockState& r) {
-  // seq_cst: the waker half of the handshake (header): bump, then read the sleepers.
-  r.read_seq.fetch_add(1, std::memory_order_seq_cst);
-  if (r.read_sleepers.load(std::memory_order_seq_cst) != 0) futex_wake(&r.read_seq, INT_MAX);
+// Called after the state change that lets the woken side in; the waker half of the handshake
+// (header), all seq_cst. Nobody counted as a sleeper means that any later sleeper will see the
+// state change, so the sequence word is bumped only for sleepers that may not have: their
+// futex_wait then finds the word changed, or is woken.
+void wake_side(std::atomic<uint32_t>& seq, std::atomic<uint32_t>& sleepers, int count) {
+  if (sleepers.load(std::memory_order_seq_cst) == 0) return;
+  seq.fetch_add(1, std::memory_order_seq_cst);
+  futex_wake(&seq, count);
 }
 
-void wake_writer(RWLockState& r) {
-  // seq_cst: as wake_readers.
-  r.write_seq.fetch_add(1, std::memory_order_seq_cst);
-  if (r.write_sleepers.load(std::memory_order_seq_cst) != 0) futex_wake(&r.write_seq, 1);
-}
+void wake_readers(RWLockState& r) { wake_side(r.read_seq, r.read_sleepers, INT_MAX); }
+void wake_writer(RWLockState& r) { wake_side(r.write_seq, r.write_sleepers, 1); }
 
 // The wakes owed once no writer holds the lock and the state is `s` (see the header).
 void wake_after_writer(RWLockState& r, uint64_t s) {
@@ -146,27 +177,29 @@ void init(Slot& slot, Prefer prefer) {
 }
 
 bool try_read(Slot& slot) {
-  if (!try_read_state(slot.body.rwlock, find_hold(slot) != nullptr)) return false;
-  count_read(slot);
+  ReadHold* held = find_hold(slot);
+  if (!try_read_state(slot.body.rwlock, held != nullptr)) return false;
+  count_read(slot, held);
   return true;
 }
 
 Status read(Slot& slot, const Deadline& deadline, Spin spin) {
   RWLockState& r = slot.body.rwlock;
-  const bool nested = find_hold(slot) != nullptr;
+  ReadHold* held = find_hold(slot);
+  const bool nested = held != nullptr;
   auto ready = [&] {
     // seq_cst: the state load of the sleeper's handshake.
     return readable(r, r.state.load(std::memory_order_seq_cst), nested);
   };
   if (try_read_state(r, nested) ||
       (spin == Spin::kYes && spin_until([&] { return try_read_state(r, nested); }))) {
-    count_read(slot);
+    count_read(slot, held);
     return Status::kOk;
   }
   while (true) {
     Status st = sleep_on(r.read_seq, r.read_sleepers, deadline, ready);
     if (try_read_state(r, nested)) {  // also the last look of a wait that timed out
-      count_read(slot);
+      count_read(slot, held);
       return Status::kOk;
     }
     if (st != Status::kOk) return st;
@@ -230,8 +263,10 @@ Release release_write(Slot& slot) {
   if (!write_locked(slot)) return Release::kNotHeld;
   if (!owns_write(slot)) return Release::kNotOwner;
   r.writer.store(0, std::memory_order_relaxed);  // published by the release below
-  // seq_cst: release for the writer's critical section, and the waker's state change.
-  uint64_t s = r.state.fetch_and(~kWriterBit, std::memory_order_seq_cst) & ~kWriterBit;
+  // seq_cst: release for the writer's critical section, and the waker's state change. The
+  // caller's bit is set, so subtracting it clears it: one xadd, where fetch_and would be a
+  // CAS loop on x86-64.
+  uint64_t s = r.state.fetch_sub(kWriterBit, std::memory_order_seq_cst) - kWriterBit;
   wake_after_writer(r, s);
   return Release::kOk;
 }
@@ -241,14 +276,12 @@ Release downgrade(Slot& slot) {
   if (!write_locked(slot)) return Release::kNotHeld;
   if (!owns_write(slot)) return Release::kNotOwner;
   r.writer.store(0, std::memory_order_relaxed);  // published by the release below
-  uint64_t s = r.state.load(std::memory_order_relaxed);  // a guess for the CAS
-  uint64_t next;
-  do {
-    next = (s & ~kWriterBit) + kReaderOne;
-    // seq_cst: release for the writer's critical section, and the waker's state change.
-  } while (!r.state.compare_exchange_weak(s, next, std::memory_order_seq_cst,
-                                          std::memory_order_relaxed));
-  count_read(slot);
+  // One addition trades the caller's writer bit (set: it holds it) for one reader, so no
+  // writer can enter in between. seq_cst: release for the writer's critical section, and the
+  // waker's state change.
+  const uint64_t next = r.state.fetch_add(kReaderOne - kWriterBit, std::memory_order_seq_cst) +
+                        (kReaderOne - kWriterBit);
+  count_read(slot, find_hold(slot));
   if ((next & kWaitingWritersMask) == 0 || prefers_readers(r)) wake_readers(r);
   return Release::kOk;
 }

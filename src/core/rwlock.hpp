@@ -4,9 +4,9 @@
 //   bits 0-31   readers holding the lock
 //   bits 32-62  writers waiting (announced before they sleep, withdrawn when they give up)
 //   bit 63      a writer holds the lock
-// Readers sleep on `read_seq` and writers on `write_seq`; a waker changes `state`, bumps the
-// sequence word of the side it wakes, and calls futex_wake only when that side's sleepers
-// count is non-zero, so an uncontended release makes no system call. `writer` names the
+// Readers sleep on `read_seq` and writers on `write_seq`; a waker changes `state`, then, only
+// when the side it wakes counts sleepers, bumps that side's sequence word and calls
+// futex_wake, so an uncontended release makes no system call and no extra atomic write. `writer` names the
 // write holder's thread, for the ownership check of release_write and downgrade.
 //
 // Policy (`prefer`, fixed at creation):
@@ -33,9 +33,10 @@
 // that gives it up is release, so a writer's critical section happens-before every later
 // holder's, and every reader's before the next writer's (the readers' decrements form one
 // release sequence that the writer's acquiring CAS reads from). The sleep handshakes are
-// store-then-load on two locations ("waiter: bump sleepers, then read state" / "waker:
-// change state, bump the sequence word, then read sleepers"), so those five operations are
-// seq_cst: either the waker sees the sleeper, or the sleeper sees the new state or sequence
+// store-then-load on two locations ("sleeper: read the sequence word, bump sleepers, read
+// state, sleep while the sequence word is unchanged" / "waker: change state, read sleepers,
+// and if there are any, bump the sequence word and wake"), all seq_cst: either the waker sees
+// the sleeper, whose sleep then ends on the bumped word, or the sleeper sees the new state
 // and does not sleep.
 #pragma once
 

@@ -9,11 +9,11 @@ import sys
 import time
 from typing import List, Optional
 
-from . import between_processes, cluster, creation, one_process, report, threads, waiting
+from . import between_processes, cluster, creation, one_process, report, rwlock, threads, waiting
 from .peers import available
 from .timing import Row, fmt_time
 
-GROUPS = ["one", "create", "scale", "between", "waiting", "threads"]
+GROUPS = ["one", "create", "scale", "between", "waiting", "threads", "rwlock"]
 # Run only when asked (--only cluster): it starts etcd servers (and redis-server if present).
 OPT_IN = ["cluster"]
 
@@ -61,6 +61,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             rows += waiting.run(peers, args.quick)
         if "threads" in groups:
             rows += threads.run(peers, args.quick)
+        if "rwlock" in groups:
+            rows += rwlock.run(args.quick, notes)
         if "cluster" in groups:
             rows += cluster.run(args.quick, notes)
     finally:
@@ -90,6 +92,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if "threads" in groups:
         header.append("threads group: the uncontended rows and the one marked 'against "
                       "threading' divide by threading, same run")
+    if "rwlock" in groups:
+        header.append("rwlock group: ratio = interlock's RWLock / the row's baseline (interlock's "
+                      "Lock, or the file-based lock it names), same run")
     if "cluster" in groups:
         header.append("cluster group: ratio = interlock.cluster / etcd's own put latency, "
                       "same run and same etcd cluster")
