@@ -87,3 +87,14 @@ def acquire_write_and_report(rw, results, timeout):
 def use_the_view(view, results):
     with view:
         results.put(view.locked())
+
+
+def read_briefly_then_meet(rw, barrier, results):
+    """Reads for a moment, then waits at the barrier with the others (outside the lock, so a
+    process waiting for a robust lock's entry is not stuck behind those at the barrier)."""
+    got = rw.acquire_read(timeout=60)
+    if got:
+        time.sleep(0.01)
+        rw.release_read()
+    results.put(got)
+    barrier.wait(timeout=60)

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from conftest import needs_cpython_tests
+from conftest import START_METHODS, needs_cpython_tests
 
 pytestmark = needs_cpython_tests
 
@@ -16,7 +16,7 @@ def _conformance(*args, timeout=900):
 
 
 @pytest.mark.parametrize("wide", [False, True], ids=["core", "wide"])
-@pytest.mark.parametrize("start", ["fork", "spawn", "forkserver"])
+@pytest.mark.parametrize("start", START_METHODS)
 def test_cpython_suite_passes(start, wide):
     out = _conformance("--start", start, *(["--wide"] if wide else []))
     last = out.stdout.strip().splitlines()[-1]

@@ -11,8 +11,9 @@ import interlock
 from interlock import synchronize
 
 import workers
+from conftest import START_METHODS
 
-METHODS = ["fork", "spawn", "forkserver"]
+METHODS = START_METHODS
 
 
 @pytest.fixture(params=METHODS)

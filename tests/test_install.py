@@ -9,6 +9,7 @@ import pytest
 
 import interlock
 from interlock import synchronize
+from conftest import START_METHODS
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 
@@ -42,7 +43,7 @@ def test_install_patches_contexts_and_shortcuts_and_uninstall_restores():
     assert not isinstance(mp.Lock(), synchronize.Lock)
 
 
-@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+@pytest.mark.parametrize("method", START_METHODS)
 def test_multiprocessing_program_runs_unchanged_after_install(method):
     """examples/drop_in.py is a plain multiprocessing program (Pool, Queue, JoinableQueue,
     Value, Barrier) plus the line ``interlock.install()``."""

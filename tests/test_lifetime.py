@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from conftest import native_core
+from conftest import START_METHODS, native_core
 
 _core = native_core("shared arenas and slot references")
 
@@ -25,7 +25,7 @@ def _run(code, timeout=300):
                           text=True, timeout=timeout)
 
 
-@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+@pytest.mark.parametrize("method", START_METHODS)
 @pytest.mark.parametrize("ending", ["normal", "exception", "child_crash", "parent_sigkill"])
 def test_no_dev_shm_entries_left_behind(method, ending):
     before = _shm_entries()

@@ -9,6 +9,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 import interlock
 
+from conftest import native_only
+
 
 class SemaphoreModel(RuleBasedStateMachine):
     """A BoundedSemaphore behaves as a counter in [0, bound]."""
@@ -144,9 +146,11 @@ class RWLockModel(RuleBasedStateMachine):
     """An RWLock's holds, owners and errors, over two threads, follow the model: reads per
     thread and one writer. Waits are zero or non-blocking, so no writer is left waiting."""
 
+    ROBUST = False
+
     def __init__(self):
         super().__init__()
-        self.rw = interlock.RWLock(prefer="writers")
+        self.rw = interlock.RWLock(prefer="writers", robust=self.ROBUST)
         self.actors = [_Actor(), _Actor()]
         self.reads = [0, 0]
         self.writer = None
@@ -202,7 +206,9 @@ class RWLockModel(RuleBasedStateMachine):
 
     @invariant()
     def state_matches(self):
-        assert self.rw._readers() == sum(self.reads)
+        # A robust lock counts the processes that read (here one), a plain one the holds.
+        readers = min(sum(self.reads), 1) if self.ROBUST else sum(self.reads)
+        assert self.rw._readers() == readers
         assert self.rw.write_lock().locked() == (self.writer is not None)
         assert self.rw.read_lock().locked() == (sum(self.reads) > 0)
         assert self.rw._waiting_writers() == 0
@@ -217,3 +223,14 @@ TestRLockModel = RLockModel.TestCase
 TestRLockModel.settings = settings(max_examples=40, stateful_step_count=25, deadline=None)
 TestRWLockModel = RWLockModel.TestCase
 TestRWLockModel.settings = settings(max_examples=40, stateful_step_count=25, deadline=None)
+
+
+class RobustRWLockModel(RWLockModel):
+    """The same model for RWLock(robust=True), whose protocol is another one."""
+
+    ROBUST = True
+
+
+TestRobustRWLockModel = native_only("robust locks")(RobustRWLockModel.TestCase)
+TestRobustRWLockModel.settings = settings(max_examples=40, stateful_step_count=25,
+                                          deadline=None)

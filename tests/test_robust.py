@@ -11,7 +11,7 @@ import interlock
 from interlock import OwnerDiedError, synchronize
 
 import workers
-from conftest import native_only, run_child
+from conftest import kill_holder_under_waiter, native_only, run_child
 
 ROBUST = native_only("robust locks")
 
@@ -26,13 +26,7 @@ def test_waiter_takes_over_from_a_holder_killed_while_it_waits(ctx, kind):
     holder.start()
     assert held.wait(30)
     waiter.start()
-    time.sleep(0.3)  # the waiter is asleep on the lock by now
-    killed_at = time.monotonic()
-    holder.kill()
-    outcome, waited = results.get(timeout=30)
-    detected_after = time.monotonic() - killed_at
-    waiter.join(30)
-    holder.join(30)
+    outcome, waited, detected_after = kill_holder_under_waiter(holder, waiter, results, 30)
     assert outcome == "owner died"
     assert waited < 25  # it did not sit out its 30 s timeout
     assert detected_after < 2.0  # documented bound: 100 ms; slack for a loaded machine

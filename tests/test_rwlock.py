@@ -11,6 +11,14 @@ import interlock
 from interlock import synchronize
 
 import rwlock_workers as workers
+from conftest import native_only
+
+
+@pytest.fixture(params=[False, pytest.param(True, marks=native_only("robust locks"))],
+                ids=["plain", "robust"])
+def robust(request):
+    """The process-level semantics hold for robust RWLocks too (their protocol differs)."""
+    return request.param
 
 
 def in_thread(f):
@@ -194,8 +202,8 @@ def test_context_gives_rwlocks():
 
 # ---- between processes --------------------------------------------------------------------
 
-def test_readers_run_together(ctx):
-    rw = synchronize.RWLock(ctx=ctx)
+def test_readers_run_together(ctx, robust):
+    rw = synchronize.RWLock(ctx=ctx, robust=robust)
     barrier = synchronize.Barrier(3, ctx=ctx)
     results = ctx.Queue()
     children = [ctx.Process(target=workers.read_together, args=(rw, barrier, results))
@@ -209,8 +217,8 @@ def test_readers_run_together(ctx):
     assert rw._readers() == 0
 
 
-def test_a_writer_excludes_everyone(ctx):
-    rw = synchronize.RWLock(ctx=ctx)
+def test_a_writer_excludes_everyone(ctx, robust):
+    rw = synchronize.RWLock(ctx=ctx, robust=robust)
     counter = ctx.Value("i", 0, lock=False)
     inside = ctx.Value("i", 0, lock=False)
     results = ctx.Queue()
@@ -226,8 +234,8 @@ def test_a_writer_excludes_everyone(ctx):
     assert counter.value == 3 * len(range(0, rounds, 3))
 
 
-def test_a_writer_is_not_starved_by_a_stream_of_readers(ctx):
-    rw = synchronize.RWLock(ctx=ctx)  # prefer="writers"
+def test_a_writer_is_not_starved_by_a_stream_of_readers(ctx, robust):
+    rw = synchronize.RWLock(ctx=ctx, robust=robust)  # prefer="writers"
     stop = synchronize.Event(ctx=ctx)
     started = synchronize.Semaphore(0, ctx=ctx)
     readers = [ctx.Process(target=workers.read_continuously, args=(rw, stop, started, 0.005))
@@ -252,8 +260,8 @@ def test_a_writer_is_not_starved_by_a_stream_of_readers(ctx):
     assert all(p.exitcode == 0 for p in readers)
 
 
-def test_timeouts_hold_across_processes(ctx):
-    rw = synchronize.RWLock(ctx=ctx)
+def test_timeouts_hold_across_processes(ctx, robust):
+    rw = synchronize.RWLock(ctx=ctx, robust=robust)
     held, done = synchronize.Event(ctx=ctx), synchronize.Event(ctx=ctx)
     p = ctx.Process(target=workers.hold_write_until, args=(rw, held, done))
     p.start()
@@ -272,8 +280,8 @@ def test_timeouts_hold_across_processes(ctx):
     rw.release_write()
 
 
-def test_downgrade_is_atomic(ctx):
-    rw = synchronize.RWLock(ctx=ctx)
+def test_downgrade_is_atomic(ctx, robust):
+    rw = synchronize.RWLock(ctx=ctx, robust=robust)
     token = ctx.Value("i", 0, lock=False)
     writes = ctx.Value("i", 0, lock=False)
     stop = synchronize.Event(ctx=ctx)
@@ -315,8 +323,8 @@ def test_another_process_cannot_release_our_holds(ctx):
     rw.release_write()
 
 
-def test_a_reader_in_another_process_lets_a_waiting_writer_in_when_it_leaves(ctx):
-    rw = synchronize.RWLock(ctx=ctx)
+def test_a_reader_in_another_process_lets_a_waiting_writer_in_when_it_leaves(ctx, robust):
+    rw = synchronize.RWLock(ctx=ctx, robust=robust)
     held, done = synchronize.Event(ctx=ctx), synchronize.Event(ctx=ctx)
     results = ctx.Queue()
     reader = ctx.Process(target=workers.hold_read_until, args=(rw, held, done))

@@ -219,6 +219,11 @@ def joinable_consumer(tasks, results):
         results.put(item * 2)
 
 
+def acquire_then_exit(lock):
+    """Takes the lock and exits normally without giving it back."""
+    lock.acquire()
+
+
 def hold_then_die(lock, held):
     """Takes the lock, says so, and dies by SIGKILL while holding it."""
     import signal

@@ -87,9 +87,10 @@ def Barrier(
     return synchronize.Barrier(parties, action, timeout)
 
 
-def RWLock(*, prefer: str = "writers") -> synchronize.RWLock:
+def RWLock(*, prefer: str = "writers", robust: bool = False) -> synchronize.RWLock:
     """A reader-writer lock shared between processes: many readers at once, or one writer.
     ``prefer="writers"`` (the default) holds new readers back while a writer waits, so writers
-    are never starved; ``prefer="readers"`` lets readers in whenever no writer holds. See
-    :class:`interlock.synchronize.RWLock`."""
-    return synchronize.RWLock(prefer=prefer)
+    are never starved; ``prefer="readers"`` lets readers in whenever no writer holds.
+    ``robust=True``: the holds of a process that dies come back, and the next acquirer after a
+    lost write hold gets :class:`OwnerDiedError`. See :class:`interlock.synchronize.RWLock`."""
+    return synchronize.RWLock(prefer=prefer, robust=robust)

@@ -30,10 +30,12 @@ def check_prefer(prefer: Any) -> str:
 
 
 class RWLock(RWLockExtras):
-    def __init__(self, *, prefer: str = "writers", ctx: Optional[Any] = None) -> None:
-        from ._portable_sync import _context  # the backend's ctx check (no import cycle)
+    def __init__(self, *, prefer: str = "writers", robust: bool = False,
+                 ctx: Optional[Any] = None) -> None:
+        from ._portable_sync import _check_robust, _context  # no import cycle
 
         self._prefer = check_prefer(prefer)
+        _check_robust(robust)
         ctx = _context(ctx)
         self._cond = _mp.Condition(ctx.Lock(), ctx=ctx)
         self._state = ctx.Array("q", 4, lock=False)
@@ -43,6 +45,10 @@ class RWLock(RWLockExtras):
     @property
     def prefer(self) -> str:
         return self._prefer
+
+    @property
+    def robust(self) -> bool:
+        return False
 
     def __getstate__(self) -> Tuple[Any, ...]:
         context.assert_spawning(self)

@@ -89,4 +89,6 @@ class RWLockExtras:
             waiting = rw._waiting_writers()
         except Exception:
             state, waiting = "unknown", "unknown"
-        return f"<{type(self).__name__}({state}, waiting writers={waiting}, prefer={rw.prefer!r})>"
+        robust = ", robust=True" if rw.robust else ""
+        return (f"<{type(self).__name__}({state}, waiting writers={waiting}, "
+                f"prefer={rw.prefer!r}{robust})>")

@@ -4,11 +4,14 @@
 
 #include <cstring>
 
+#include "bindings/mutex_calls.hpp"
 #include "bindings/native.hpp"
 #include "bindings/object.hpp"
 #include "bindings/primitive_type.hpp"
 #include "bindings/register.hpp"
+#include "core/references.hpp"
 #include "core/rwlock.hpp"
+#include "core/rwlock_robust.hpp"
 
 namespace interlock::bindings {
 
@@ -31,20 +34,37 @@ PyObject* raise_misuse(rwlock::Release r, const char* what) {
   return nullptr;
 }
 
+// kOwnerDied (robust locks): the hold was taken, and OwnerDiedError tells of a write hold
+// that a dead process lost.
+PyObject* acquired(Status st) {
+  if (st == Status::kOwnerDied) return raise_owner_died();
+  return PyBool_FromLong(st == Status::kOk);
+}
+
 template <bool kWrite>
 PyObject* acquire_with(core::Slot& slot, const WaitArgs& a) {
   if (kWrite ? rwlock::try_write(slot) : rwlock::try_read(slot)) Py_RETURN_TRUE;
-  if (a.try_only()) Py_RETURN_FALSE;
-  core::Deadline deadline = a.deadline();
+  const bool robust = rwlock::is_robust(slot);
+  if (robust) {
+    Status st = kWrite ? rwlock::robust::try_write(slot) : rwlock::robust::try_read(slot);
+    if (st != Status::kTimedOut) return acquired(st);
+  } else if (a.try_only()) {
+    Py_RETURN_FALSE;
+  }
+  auto op = [&](const core::Deadline& slice, core::Spin spin) {
+    return kWrite ? rwlock::write(slot, slice, spin) : rwlock::read(slot, slice, spin);
+  };
+  if (a.try_only()) {  // a robust lock's one attempt, which also cleans up after the dead
+    Status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = op(core::Deadline::after(-1), core::Spin::kNo);
+    Py_END_ALLOW_THREADS
+    return acquired(st);
+  }
   bool raised;
-  Status st = run_blocking(
-      deadline,
-      [&](const core::Deadline& slice, core::Spin spin) {
-        return kWrite ? rwlock::write(slot, slice, spin) : rwlock::read(slot, slice, spin);
-      },
-      &raised);
+  Status st = run_blocking(a.deadline(), op, &raised);
   if (raised) return nullptr;
-  return PyBool_FromLong(st == Status::kOk);
+  return acquired(st);
 }
 
 template <bool kWrite>
@@ -88,6 +108,11 @@ PyObject* rw_flag(PyObject* self, PyObject*) {
   return slot == nullptr ? nullptr : PyBool_FromLong(kFlag(*slot));
 }
 
+PyObject* get_robust(PyObject* self, void*) {
+  core::Slot* slot = checked_slot(self);
+  return slot == nullptr ? nullptr : PyBool_FromLong(rwlock::is_robust(*slot));
+}
+
 PyObject* get_prefer(PyObject* self, void*) {
   core::Slot* slot = checked_slot(self);
   if (slot == nullptr) return nullptr;
@@ -97,11 +122,11 @@ PyObject* get_prefer(PyObject* self, void*) {
                                   : "writers");  // set at creation
 }
 
-// __init__(*, prefer="writers", ctx=None)
+// __init__(*, prefer="writers", robust=False, ctx=None)
 int rw_init(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
-  static const char* const names[] = {"prefer", "ctx"};
-  PyObject* slots[2];
-  if (!bind_arguments("RWLock", names, 2, 0, args, nargs, kwnames, slots)) return -1;
+  static const char* const names[] = {"prefer", "robust", "ctx"};
+  PyObject* slots[3];
+  if (!bind_arguments("RWLock", names, 3, 0, args, nargs, kwnames, slots)) return -1;
   rwlock::Prefer prefer = rwlock::Prefer::kWriters;
   if (slots[0] != nullptr) {
     if (!PyUnicode_Check(slots[0])) {
@@ -115,11 +140,29 @@ int rw_init(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* k
       return -1;
     }
   }
-  int fork_ctx = is_fork_context(slots[1]);
+  bool robust = false;
+  if (slots[1] != nullptr) {
+    if (!PyBool_Check(slots[1])) {
+      PyErr_Format(PyExc_TypeError, "robust must be a bool, not %s", Py_TYPE(slots[1])->tp_name);
+      return -1;
+    }
+    robust = slots[1] == Py_True;
+  }
+  int fork_ctx = is_fork_context(slots[2]);
   if (fork_ctx < 0) return -1;
-  core::Slot* slot = new_slot(core::Kind::kRWLock);
-  if (slot == nullptr) return -1;
-  rwlock::init(*slot, prefer);
+  core::Slot* slot = nullptr;
+  if (robust) {
+    if (!call_core([&] {
+          slot = core::references::create_linked(core::Kind::kRWLock, core::Kind::kRWLockRecords,
+                                                 rwlock::robust::kRecordSlots);
+        }))
+      return -1;
+    rwlock::robust::init(*slot, prefer);
+  } else {
+    slot = new_slot(core::Kind::kRWLock);
+    if (slot == nullptr) return -1;
+    rwlock::init(*slot, prefer);
+  }
   publish_slot(self, slot, fork_ctx ? kFlagForkContext : 0);
   return 0;
 }
@@ -139,11 +182,11 @@ PyMethodDef rw_methods[] = {
      "downgrade($self, /)\n--\n\nTurn the calling thread's write hold into a read hold, "
      "atomically: no writer can enter in between."},
     {"_readers", rw_count<rwlock::readers>, METH_NOARGS,
-     "Read holds in every process (a snapshot)."},
+     "Read holds in every process; for a robust lock, processes holding reads (a snapshot)."},
     {"_write_locked", rw_flag<rwlock::write_locked>, METH_NOARGS,
      "True while a writer holds (a snapshot)."},
     {"_waiting_writers", rw_count<rwlock::waiting_writers>, METH_NOARGS,
-     "Writers waiting (a snapshot)."},
+     "Writers waiting; for a robust lock, processes with writers waiting (a snapshot)."},
     {"_own_reads", rw_count<rwlock::own_reads>, METH_NOARGS, "The calling thread's read holds."},
     {"_owns_write", rw_flag<rwlock::owns_write>, METH_NOARGS,
      "True if the calling thread holds the write lock."},
@@ -151,6 +194,10 @@ PyMethodDef rw_methods[] = {
 
 PyGetSetDef rw_getsets[] = {
     {"prefer", get_prefer, nullptr, "'writers' or 'readers': the policy (fixed at creation).",
+     nullptr},
+    {"robust", get_robust, nullptr,
+     "True if the holds of a process that dies come back (OwnerDiedError tells of a lost write "
+     "hold).",
      nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr}};
 
@@ -160,7 +207,7 @@ void register_rwlock(py::module_& m) {
   make_primitive_type(
       m, "RWLock",
       {"interlock.synchronize.RWLock",
-       "RWLock(*, prefer='writers', ctx=None)\n--\n\n"
+       "RWLock(*, prefer='writers', robust=False, ctx=None)\n--\n\n"
        "A reader-writer lock shared between processes: many readers at once, or one writer.\n\n"
        "read_lock() and write_lock() give lock-like views; acquire_read/release_read,\n"
        "acquire_write/release_write and downgrade() are the same operations as methods.",

@@ -226,6 +226,23 @@ uint32_t Arena::allocate(Kind kind) {
   return index;
 }
 
+uint32_t Arena::allocate_linked(Kind kind, Kind linked_kind, uint32_t links) {
+  const uint32_t first = allocate(kind);
+  if (first == 0) return 0;
+  uint32_t last = first;
+  for (uint32_t k = 0; k < links; ++k) {
+    const uint32_t next = allocate(linked_kind);
+    if (next == 0) {
+      release(first);  // frees the chain built so far
+      return 0;
+    }
+    // relaxed: the slot is not shared yet; handing it to others orders this store.
+    slot(last)->header.linked.store(next + 1, std::memory_order_relaxed);
+    last = next;
+  }
+  return first;
+}
+
 void Arena::retain(uint32_t index) {
   // relaxed: the caller holds a reference, so the count cannot concurrently reach zero.
   slot(index)->header.refs.fetch_add(1, std::memory_order_relaxed);
@@ -236,13 +253,17 @@ void Arena::release(uint32_t index, uint32_t n) {
   // acq_rel: every other holder's use of the slot happens-before the free below.
   if (s->header.refs.fetch_sub(n, std::memory_order_acq_rel) != n) return;
   uint32_t tag = s->header.tag.load(std::memory_order_relaxed);
+  // relaxed: only this thread touches a slot whose count reached zero.
+  const uint32_t next = s->header.linked.exchange(0, std::memory_order_relaxed);
   std::memset(static_cast<void*>(&s->body), 0, sizeof(s->body));
   s->header.tag.store(make_tag(Kind::kFree, tag_generation(tag)), std::memory_order_relaxed);
   push_free(index);  // its release CAS publishes the cleared slot
-  // acq_rel: see "Giving memory back" in arena.hpp.
+  // acq_rel: see "Giving memory back" in arena.hpp. A slot with links still allocated is not
+  // the last one: the arena retires, if at all, after its last link below.
   if (header()->live.fetch_sub(1, std::memory_order_acq_rel) == 1 &&
       used_bound() > kRetireThreshold)
     try_retire();
+  if (next != 0) release(next - 1);  // a linked slot's one reference is its owner's
 }
 
 void Arena::try_retire() {
@@ -287,12 +308,21 @@ ArenaSet& ArenaSet::instance() {
 }
 
 Slot* ArenaSet::allocate(Kind kind) {
+  return allocate_with([kind](Arena& arena) { return arena.allocate(kind); });
+}
+
+Slot* ArenaSet::allocate_linked(Kind kind, Kind linked_kind, uint32_t links) {
+  return allocate_with([=](Arena& arena) { return arena.allocate_linked(kind, linked_kind, links); });
+}
+
+template <class Take>
+Slot* ArenaSet::allocate_with(Take take) {
   std::lock_guard<std::mutex> guard(mu_);
   if (current_ != nullptr) {
-    if (uint32_t index = current_->allocate(kind)) return current_->slot(index);
+    if (uint32_t index = take(*current_)) return current_->slot(index);
   }
   for (auto& arena : arenas_) {
-    if (uint32_t index = arena->allocate(kind)) {
+    if (uint32_t index = take(*arena)) {
       current_ = arena.get();
       return current_->slot(index);
     }
@@ -302,7 +332,7 @@ Slot* ArenaSet::allocate(Kind kind) {
   by_token_[arena->token()] = arena;
   arenas_.push_back(std::move(fresh));
   current_ = arena;
-  return arena->slot(arena->allocate(kind));
+  return arena->slot(take(*arena));
 }
 
 Arena* ArenaSet::find(uint64_t token) {

@@ -113,10 +113,20 @@ class Arena {
   // Takes a free slot, marks it with `kind` and a new generation, sets its reference count
   // to 1 and returns its index; returns 0 when the arena is full.
   uint32_t allocate(Kind kind);
+  // The same, plus `links` slots of `linked_kind` chained to it through SlotHeader::linked
+  // (the first follows the slot, the next follows the first...), all freed together when the
+  // slot is. Returns 0, having taken nothing, unless all fit in this arena.
+  uint32_t allocate_linked(Kind kind, Kind linked_kind, uint32_t links);
   // Adds a reference to a slot the caller already holds a reference to.
   void retain(uint32_t index);
-  // Drops `n` references; the last one returns the slot to the free list.
+  // Drops `n` references; the last one returns the slot, and the slots linked to it, to the
+  // free list.
   void release(uint32_t index, uint32_t n = 1);
+  // The slot linked to `s` (allocate_linked), or nullptr.
+  Slot* linked(const Slot* s) const {
+    uint32_t next = s->header.linked.load(std::memory_order_relaxed);  // set before sharing
+    return next == 0 ? nullptr : slot(next - 1);
+  }
   // Checks that `index` names a live slot of `kind` with generation `generation`.
   // Throws SegmentError otherwise.
   void check_slot(uint32_t index, Kind kind, uint32_t generation) const;
@@ -142,6 +152,8 @@ class ArenaSet {
   // Allocates a slot of `kind` in some mapped arena, creating a new arena when all are full.
   // Returns the slot (reference count 1).
   Slot* allocate(Kind kind);
+  // The same, with slots linked to it (Arena::allocate_linked), all in one arena.
+  Slot* allocate_linked(Kind kind, Kind linked_kind, uint32_t links);
   // Returns the already-mapped arena with this token, or nullptr.
   Arena* find(uint64_t token);
   // Maps the arena behind `fd` (see Arena::attach) unless one with this token is mapped
@@ -160,6 +172,9 @@ class ArenaSet {
   }
 
  private:
+  template <class Take>
+  Slot* allocate_with(Take take);  // take(arena) -> index or 0, with mu_ held
+
   std::mutex mu_;
   std::vector<std::unique_ptr<Arena>> arenas_;
   std::unordered_map<uint64_t, Arena*> by_token_;

@@ -6,6 +6,7 @@
 #include "core/death_watch.hpp"
 #include "core/errors.hpp"
 #include "core/references.hpp"
+#include "core/rwlock_robust.hpp"
 #include "core/thread_identity.hpp"
 
 namespace interlock::core::lifecycle {
@@ -18,6 +19,7 @@ thread_local bool t_python_fork = false;
 
 void fork_prepare() {
   death_watch::fork_prepare();
+  rwlock::robust::fork_prepare();
   references::fork_prepare(t_python_fork);
   ArenaSet::instance().lock_for_fork();
 }
@@ -25,6 +27,7 @@ void fork_prepare() {
 void fork_parent() {
   ArenaSet::instance().unlock_after_fork();
   references::fork_parent();
+  rwlock::robust::fork_parent();
   death_watch::fork_parent();
   t_python_fork = false;
 }
@@ -33,6 +36,7 @@ void fork_child() {
   detail::forget_identity();
   ArenaSet::instance().unlock_after_fork();
   references::fork_child();
+  rwlock::robust::fork_child();
   death_watch::fork_child();
   t_python_fork = false;
 }

@@ -24,11 +24,14 @@ uint32_t& local_refs(Arena& arena, uint32_t index) { return arena.companion().lo
 
 }  // namespace
 
-Slot* create(Kind kind) {
+Slot* create(Kind kind) { return create_linked(kind, Kind::kFree, 0); }
+
+Slot* create_linked(Kind kind, Kind linked_kind, uint32_t links) {
   lifecycle::install();  // from the first primitive on, forks must count its references
   State& st = state();
   std::lock_guard<std::mutex> guard(st.mu);
-  Slot* slot = ArenaSet::instance().allocate(kind);
+  Slot* slot = links == 0 ? ArenaSet::instance().allocate(kind)
+                          : ArenaSet::instance().allocate_linked(kind, linked_kind, links);
   Arena* arena = Arena::of(slot);
   ++local_refs(*arena, arena->index_of(slot));
   ++st.live;

@@ -40,6 +40,8 @@ namespace interlock::core::references {
 
 // A new primitive of `kind` in a fresh slot, held by this process (shared count 1).
 Slot* create(Kind kind);
+// The same, with `links` slots of `linked_kind` linked to it (Arena::allocate_linked).
+Slot* create_linked(Kind kind, Kind linked_kind, uint32_t links);
 // Takes over a reference that was added for transfer (add_transfer) to slot `index` of the
 // arena with `token`, after checking that it holds a live `kind` of that generation. Throws
 // SegmentError (also when that arena is not mapped here).

@@ -1,93 +1,20 @@
 #include "core/rwlock.hpp"
 
 #include <climits>
-#include <vector>
 
+#include "core/rwlock_holds.hpp"
+#include "core/rwlock_robust.hpp"
+#include "core/rwlock_wait.hpp"
 #include "core/thread_identity.hpp"
 
 namespace interlock::core::rwlock {
 
+// The thread-local read holds (rwlock_holds.hpp).
+__thread holds::ReadHolds holds::t_reads __attribute__((tls_model("initial-exec")));
+
 namespace {
 
-// ---- the calling thread's read holds ----------------------------------------------------
-
-struct ReadHold {
-  const Slot* slot;
-  uint32_t tag;  // the slot's tag when the hold was taken: a reused slot is another lock
-  uint32_t count;
-};
-
-// A plain struct in initial-exec TLS (as thread_identity.hpp's identity): looked up on every
-// read acquire and release, so one %fs-relative access, no __tls_get_addr call or guard. A
-// thread holding reads on more than kInlineHolds locks at once spills into `more`.
-constexpr int kInlineHolds = 6;
-struct ReadHolds {
-  uint32_t tid;  // the thread these holds belong to: a fork child's thread has a new one
-  uint32_t used;
-  ReadHold inline_holds[kInlineHolds];
-  std::vector<ReadHold>* more;  // allocated on first spill, kept for the thread's life
-};
-__thread ReadHolds t_reads __attribute__((tls_model("initial-exec")));
-
-uint32_t slot_tag(const Slot& slot) {
-  return slot.header.tag.load(std::memory_order_relaxed);  // set before the slot is shared
-}
-
-ReadHolds& my_holds() {
-  const uint32_t tid = current_thread().tid;
-  if (t_reads.tid != tid) {  // first use in this thread, or a fork child's copy: none are ours
-    t_reads.tid = tid;
-    t_reads.used = 0;
-    if (t_reads.more != nullptr) t_reads.more->clear();
-  }
-  return t_reads;
-}
-
-ReadHold* find_hold(const Slot& slot) {
-  ReadHolds& holds = my_holds();
-  const uint32_t tag = slot_tag(slot);
-  for (uint32_t i = 0; i < holds.used; ++i) {
-    ReadHold& h = holds.inline_holds[i];
-    if (h.slot == &slot && h.tag == tag) return &h;
-  }
-  if (holds.more != nullptr)
-    for (ReadHold& h : *holds.more)
-      if (h.slot == &slot && h.tag == tag) return &h;
-  return nullptr;
-}
-
-// Counts one more read hold; `h` is find_hold's answer for this slot, taken just before.
-void count_read(const Slot& slot, ReadHold* h) {
-  if (h != nullptr) {
-    ++h->count;
-    return;
-  }
-  ReadHolds& holds = my_holds();
-  const ReadHold fresh{&slot, slot_tag(slot), 1};
-  if (holds.used < kInlineHolds) {
-    holds.inline_holds[holds.used++] = fresh;
-    return;
-  }
-  if (holds.more == nullptr) holds.more = new std::vector<ReadHold>();
-  holds.more->push_back(fresh);
-}
-
-void uncount_read(ReadHold* h) {
-  if (--h->count != 0) return;
-  ReadHolds& holds = my_holds();
-  std::vector<ReadHold>* more = holds.more;
-  if (more != nullptr && !more->empty() && h >= more->data() && h < more->data() + more->size()) {
-    *h = more->back();
-    more->pop_back();
-    return;
-  }
-  // An inline hold: the last inline one takes its place, and a spilled one moves in.
-  *h = holds.inline_holds[--holds.used];
-  if (more != nullptr && !more->empty()) {
-    holds.inline_holds[holds.used++] = more->back();
-    more->pop_back();
-  }
-}
+using holds::ReadHold;
 
 // ---- the state word -----------------------------------------------------------------------
 
@@ -129,16 +56,6 @@ bool try_write_state(RWLockState& r, bool announced) {
   return false;
 }
 
-// Called after the state change that lets the woken side in; the waker half of the handshake
-// (header), all seq_cst. Nobody counted as a sleeper means that any later sleeper will see the
-// state change, so the sequence word is bumped only for sleepers that may not have: their
-// futex_wait then finds the word changed, or is woken.
-void wake_side(std::atomic<uint32_t>& seq, std::atomic<uint32_t>& sleepers, int count) {
-  if (sleepers.load(std::memory_order_seq_cst) == 0) return;
-  seq.fetch_add(1, std::memory_order_seq_cst);
-  futex_wake(&seq, count);
-}
-
 void wake_readers(RWLockState& r) { wake_side(r.read_seq, r.read_sleepers, INT_MAX); }
 void wake_writer(RWLockState& r) { wake_side(r.write_seq, r.write_sleepers, 1); }
 
@@ -147,19 +64,6 @@ void wake_after_writer(RWLockState& r, uint64_t s) {
   const bool writers_wait = (s & kWaitingWritersMask) != 0;
   if (writers_wait && (s & kReaderMask) == 0) wake_writer(r);
   if (!writers_wait || prefers_readers(r)) wake_readers(r);
-}
-
-// Sleeps once on `seq` (a sequence word of `r`), unless `ready` holds once this thread counts
-// among `sleepers`. kOk: look again.
-template <class Ready>
-Status sleep_on(std::atomic<uint32_t>& seq, std::atomic<uint32_t>& sleepers,
-                const Deadline& deadline, Ready&& ready) {
-  // seq_cst: the sleeper half of the handshake (header): sequence, sleepers, then state.
-  const uint32_t seen = seq.load(std::memory_order_seq_cst);
-  sleepers.fetch_add(1, std::memory_order_seq_cst);
-  Status st = ready() ? Status::kOk : futex_wait(&seq, seen, deadline);
-  sleepers.fetch_sub(1, std::memory_order_relaxed);  // only ever an over-estimate
-  return st;
 }
 
 }  // namespace
@@ -174,18 +78,21 @@ void init(Slot& slot, Prefer prefer) {
   r.write_sleepers.store(0, std::memory_order_relaxed);
   r.writer.store(0, std::memory_order_relaxed);
   r.prefer = static_cast<uint32_t>(prefer);
+  r.robust = 0;
 }
 
 bool try_read(Slot& slot) {
-  ReadHold* held = find_hold(slot);
+  if (is_robust(slot)) return false;
+  ReadHold* held = holds::find(slot);
   if (!try_read_state(slot.body.rwlock, held != nullptr)) return false;
-  count_read(slot, held);
+  holds::count(slot, held);
   return true;
 }
 
 Status read(Slot& slot, const Deadline& deadline, Spin spin) {
+  if (is_robust(slot)) return robust::read(slot, deadline, spin);
   RWLockState& r = slot.body.rwlock;
-  ReadHold* held = find_hold(slot);
+  ReadHold* held = holds::find(slot);
   const bool nested = held != nullptr;
   auto ready = [&] {
     // seq_cst: the state load of the sleeper's handshake.
@@ -193,13 +100,13 @@ Status read(Slot& slot, const Deadline& deadline, Spin spin) {
   };
   if (try_read_state(r, nested) ||
       (spin == Spin::kYes && spin_until([&] { return try_read_state(r, nested); }))) {
-    count_read(slot, held);
+    holds::count(slot, held);
     return Status::kOk;
   }
   while (true) {
     Status st = sleep_on(r.read_seq, r.read_sleepers, deadline, ready);
     if (try_read_state(r, nested)) {  // also the last look of a wait that timed out
-      count_read(slot, held);
+      holds::count(slot, held);
       return Status::kOk;
     }
     if (st != Status::kOk) return st;
@@ -207,10 +114,11 @@ Status read(Slot& slot, const Deadline& deadline, Spin spin) {
 }
 
 Release release_read(Slot& slot) {
+  if (is_robust(slot)) return robust::release_read(slot);
   RWLockState& r = slot.body.rwlock;
-  ReadHold* h = find_hold(slot);
+  ReadHold* h = holds::find(slot);
   if (h == nullptr) return readers(slot) == 0 ? Release::kNotHeld : Release::kNotOwner;
-  uncount_read(h);
+  holds::uncount(h);
   // seq_cst: release for the reader's critical section, and the waker's state change.
   uint64_t old = r.state.fetch_sub(kReaderOne, std::memory_order_seq_cst);
   if ((old & kReaderMask) == 1 && (old & kWaitingWritersMask) != 0) wake_writer(r);
@@ -219,6 +127,7 @@ Release release_read(Slot& slot) {
 }
 
 bool try_write(Slot& slot) {
+  if (is_robust(slot)) return false;
   RWLockState& r = slot.body.rwlock;
   if (!try_write_state(r, false)) return false;
   r.writer.store(current_thread().tid, std::memory_order_relaxed);  // ordered by the CAS
@@ -226,6 +135,7 @@ bool try_write(Slot& slot) {
 }
 
 Status write(Slot& slot, const Deadline& deadline, Spin spin) {
+  if (is_robust(slot)) return robust::write(slot, deadline, spin);
   RWLockState& r = slot.body.rwlock;
   if (try_write(slot) ||
       (spin == Spin::kYes && spin_with_backoff([&] { return try_write(slot); })))
@@ -259,6 +169,7 @@ Status write(Slot& slot, const Deadline& deadline, Spin spin) {
 }
 
 Release release_write(Slot& slot) {
+  if (is_robust(slot)) return robust::release_write(slot);
   RWLockState& r = slot.body.rwlock;
   if (!write_locked(slot)) return Release::kNotHeld;
   if (!owns_write(slot)) return Release::kNotOwner;
@@ -272,6 +183,7 @@ Release release_write(Slot& slot) {
 }
 
 Release downgrade(Slot& slot) {
+  if (is_robust(slot)) return robust::downgrade(slot);
   RWLockState& r = slot.body.rwlock;
   if (!write_locked(slot)) return Release::kNotHeld;
   if (!owns_write(slot)) return Release::kNotOwner;
@@ -281,9 +193,22 @@ Release downgrade(Slot& slot) {
   // waker's state change.
   const uint64_t next = r.state.fetch_add(kReaderOne - kWriterBit, std::memory_order_seq_cst) +
                         (kReaderOne - kWriterBit);
-  count_read(slot, find_hold(slot));
+  holds::count(slot, holds::find(slot));
   if ((next & kWaitingWritersMask) == 0 || prefers_readers(r)) wake_readers(r);
   return Release::kOk;
+}
+
+uint32_t readers(const Slot& slot) {
+  const uint64_t s = slot.body.rwlock.state.load(std::memory_order_relaxed);  // a snapshot
+  if (is_robust(slot)) return static_cast<uint32_t>(__builtin_popcountll(s & robust::kReaderBits));
+  return static_cast<uint32_t>(s & kReaderMask);
+}
+
+uint32_t waiting_writers(const Slot& slot) {
+  const uint64_t s = slot.body.rwlock.state.load(std::memory_order_relaxed);  // a snapshot
+  if (is_robust(slot))
+    return static_cast<uint32_t>(__builtin_popcountll(s & robust::kWaitingBits));
+  return static_cast<uint32_t>((s & kWaitingWritersMask) >> 32);
 }
 
 bool owns_write(const Slot& slot) {
@@ -293,7 +218,7 @@ bool owns_write(const Slot& slot) {
 }
 
 uint32_t own_reads(const Slot& slot) {
-  const ReadHold* h = find_hold(slot);
+  const ReadHold* h = holds::find(slot);
   return h == nullptr ? 0 : h->count;
 }
 

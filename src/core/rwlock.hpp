@@ -64,6 +64,8 @@ enum class Release {
   kNotOwner,  // it is held that way, but not by the calling thread (an RLock's non-owner)
 };
 
+// A plain lock; a robust one is set up by rwlock_robust.hpp's init. Every call below serves
+// both kinds, except try_read and try_write, which answer false for a robust lock.
 void init(Slot& slot, Prefer prefer);
 
 // Read holds. try_read makes one attempt; read spins, then sleeps until it holds (kOk), the
@@ -80,18 +82,14 @@ Release release_write(Slot& slot);
 // another writer could enter.
 Release downgrade(Slot& slot);
 
-// Snapshots.
-inline uint32_t readers(const Slot& slot) {
-  return static_cast<uint32_t>(slot.body.rwlock.state.load(std::memory_order_relaxed) &
-                               kReaderMask);  // relaxed: a snapshot
-}
+// Snapshots: read holds in every process (for a robust lock: processes holding reads), and
+// writers waiting (robust: processes with writers waiting).
+uint32_t readers(const Slot& slot);
 inline bool write_locked(const Slot& slot) {
   return (slot.body.rwlock.state.load(std::memory_order_relaxed) & kWriterBit) != 0;  // snapshot
 }
-inline uint32_t waiting_writers(const Slot& slot) {
-  return static_cast<uint32_t>(
-      (slot.body.rwlock.state.load(std::memory_order_relaxed) & kWaitingWritersMask) >> 32);
-}
+uint32_t waiting_writers(const Slot& slot);
+inline bool is_robust(const Slot& slot) { return slot.body.rwlock.robust != 0; }  // fixed
 // Whether the calling thread holds the write lock, and how many read holds it has.
 bool owns_write(const Slot& slot);
 uint32_t own_reads(const Slot& slot);

@@ -25,6 +25,7 @@ enum class Kind : uint32_t {
   kCondition = 5,
   kBarrier = 6,
   kRWLock = 7,
+  kRWLockRecords = 8,  // a robust RWLock's participant records, linked to its slot
 };
 
 // A slot's tag packs its kind (low 8 bits) with a generation (high 24 bits) that changes
@@ -39,7 +40,7 @@ struct SlotHeader {
   std::atomic<uint32_t> tag;        // make_tag(kind, generation); kind kFree while free
   std::atomic<uint32_t> refs;       // live handles in all processes, plus references in transit
   std::atomic<uint32_t> next_free;  // while free: 1 + index of the next free slot, or 0
-  uint32_t reserved;
+  std::atomic<uint32_t> linked;     // 1 + index of a slot freed together with this one, or 0
 };
 
 // Lock and RLock. See mutex.hpp.
@@ -84,15 +85,22 @@ struct BarrierState {
   uint32_t parties;
 };
 
-// RWLock. See rwlock.hpp.
+// RWLock. See rwlock.hpp (and rwlock_robust.hpp for `robust` ones).
 struct RWLockState {
-  std::atomic<uint64_t> state;           // readers | waiting writers << 32 | writer bit 63
-  std::atomic<uint32_t> read_seq;        // the readers' futex word: bumped to wake them all
-  std::atomic<uint32_t> write_seq;       // the writers' futex word: bumped to wake one
+  std::atomic<uint64_t> state;           // plain: readers | waiting writers << 32 | writer bit 63
+  std::atomic<uint32_t> read_seq;        // the readers' futex word: bumped to wake them
+  std::atomic<uint32_t> write_seq;       // the writers' futex word: bumped to wake them
   std::atomic<uint32_t> read_sleepers;   // readers that are (about to be) asleep
   std::atomic<uint32_t> write_sleepers;  // writers that are (about to be) asleep
   std::atomic<uint32_t> writer;          // the write holder's tid, 0 when none
   uint32_t prefer;                       // rwlock::Prefer, set before the slot is shared
+  uint32_t robust;                       // 1: holds of dead processes are given back
+};
+
+// A robust RWLock's records of the processes taking part (rwlock_robust.hpp): kRecordSlots
+// slots of this kind hang off its slot through SlotHeader::linked.
+struct RWLockRecords {
+  std::atomic<uint64_t> process[6];  // a participant's record, a cleaner's mark, or 0
 };
 
 struct alignas(64) Slot {
@@ -104,6 +112,7 @@ struct alignas(64) Slot {
     ConditionState condition;
     BarrierState barrier;
     RWLockState rwlock;
+    RWLockRecords rwlock_records;
     unsigned char bytes[48];
   } body;
 };

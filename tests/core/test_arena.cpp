@@ -42,6 +42,27 @@ TEST(allocate_release_reuse_with_new_generation) {
   CHECK(threw);
 }
 
+TEST(linked_slots_come_and_go_with_their_slot) {
+  auto arena = Arena::create();
+  uint32_t main = arena->allocate_linked(Kind::kRWLock, Kind::kRWLockRecords, 3);
+  CHECK(main != 0);
+  std::set<uint32_t> chain;
+  for (const Slot* s = arena->linked(arena->slot(main)); s != nullptr; s = arena->linked(s)) {
+    CHECK(tag_kind(s->header.tag.load()) == static_cast<uint32_t>(Kind::kRWLockRecords));
+    chain.insert(arena->index_of(s));
+  }
+  CHECK(chain.size() == 3 && chain.count(main) == 0);
+  arena->release(main);
+  for (uint32_t index : chain)
+    CHECK(tag_kind(arena->slot(index)->header.tag.load()) == static_cast<uint32_t>(Kind::kFree));
+  CHECK(arena->slot(main)->header.linked.load() == 0);
+  // Every freed slot is handed out again before any new one.
+  std::set<uint32_t> again;
+  for (int i = 0; i < 4; ++i) again.insert(arena->allocate(Kind::kLock));
+  chain.insert(main);
+  CHECK(again == chain);
+}
+
 TEST(threads_never_share_a_slot) {
   auto arena = Arena::create();
   std::vector<std::thread> threads;

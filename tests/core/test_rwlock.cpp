@@ -5,24 +5,16 @@
 #include <vector>
 
 #include "check.hpp"
+#include "eventually.hpp"
 #include "core/rwlock.hpp"
 #include "shared_memory.hpp"
 
 using namespace interlock::core;
+using interlock::test::eventually;
 
 namespace {
 
 using Ms = std::chrono::milliseconds;
-
-// Waits up to 10 s for `cond`; true once it holds.
-template <class Cond>
-bool eventually(Cond&& cond) {
-  for (int i = 0; i < 10000; ++i) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(Ms(1));
-  }
-  return false;
-}
 
 }  // namespace
 

@@ -14,6 +14,7 @@ import pytest
 from interlock import synchronize
 
 import rwlock_stress_workers as rw_workers
+from conftest import native_only
 
 pytestmark = pytest.mark.stress
 
@@ -21,12 +22,15 @@ SECONDS = float(os.environ.get("INTERLOCK_STRESS_SECONDS", "3"))
 THREADS = 3
 
 
-@pytest.mark.parametrize("prefer", ["writers", "readers"])
+@pytest.mark.parametrize("prefer, robust", [
+    ("writers", False), ("readers", False),
+    pytest.param("writers", True, marks=native_only("robust locks"))],
+    ids=["writers", "readers", "robust"])
 @pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
-def test_rwlock_invariants_hold(method, prefer):
+def test_rwlock_invariants_hold(method, prefer, robust):
     ctx = mp.get_context(method)
     processes = 2 * (os.cpu_count() or 1)
-    rw = synchronize.RWLock(prefer=prefer, ctx=ctx)
+    rw = synchronize.RWLock(prefer=prefer, robust=robust, ctx=ctx)
     meter = synchronize.Lock(ctx=ctx)
     shared = ctx.RawArray("q", rw_workers.FIELDS)
     procs = [ctx.Process(target=rw_workers.worker,
