@@ -17,4 +17,5 @@ PYBIND11_MODULE(_core, m, pybind11::mod_gil_not_used()) {
   interlock::bindings::register_rwlock(m);
   interlock::bindings::register_file_lock(m);
   interlock::bindings::register_floor(m);
+  interlock::bindings::register_async(m);
 }

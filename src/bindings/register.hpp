@@ -17,6 +17,7 @@ void register_barrier(py::module_& m);
 void register_rwlock(py::module_& m);
 void register_file_lock(py::module_& m);
 void register_floor(py::module_& m);  // _NoOp, the benchmark's floor
+void register_async(py::module_& m);  // Waker, the _async_* steps (after the types)
 
 // The Lock and RLock types (Condition checks its lock against them).
 extern PyTypeObject* g_lock_type;

@@ -48,6 +48,8 @@ Status sleep(ConditionState& c, Ticket t, const Deadline& deadline, Spin spin) {
   }
 }
 
+bool try_take(ConditionState& c, Ticket t) { return is_eligible(c, t) && take_token(c); }
+
 bool withdraw(ConditionState& c, Ticket t) {
   if (is_eligible(c, t)) {
     if (take_token(c)) return true;

@@ -47,6 +47,9 @@ Ticket enqueue(ConditionState& c);
 // Lock NOT held: spins, then sleeps until this waiter takes a token (kOk), the deadline
 // passes, or a signal arrives.
 Status sleep(ConditionState& c, Ticket t, const Deadline& deadline, Spin spin = Spin::kYes);
+// Lock NOT held: one look, without sleeping: true when this waiter took a token (an
+// awaiting task's attempt, async_wait.hpp).
+bool try_take(ConditionState& c, Ticket t);
 // Lock held again, after sleep() returned anything but kOk: withdraws the waiter. Returns true
 // when it took a token after all (a notify raced with the timeout or signal).
 bool withdraw(ConditionState& c, Ticket t);

@@ -60,6 +60,9 @@ struct State {
   std::unordered_map<int, uint32_t> tickets;     // ticket -> pid
 };
 
+// relaxed everywhere: a hint to look again; whoever looks re-checks the holder itself.
+std::atomic<uint32_t> g_wakes{0};
+
 State& state() {
   static State* s = new State();  // never destroyed: the watcher may outlive statics
   return *s;
@@ -90,6 +93,7 @@ void mark_dead(State& st, uint32_t pid) {
   if (it == st.holders.end() || it->second.dead) return;
   Holder& holder = it->second;
   for (auto& waiter : holder.waiters) futex_wake(waiter.second, -1);  // all of them
+  g_wakes.fetch_add(1, std::memory_order_relaxed);
   if (holder.waiters.empty()) {
     drop_holder(st, pid);
     return;
@@ -106,6 +110,7 @@ bool rewake_dead(State& st) {
   for (auto& entry : st.holders) {
     if (!entry.second.dead) continue;
     for (auto& waiter : entry.second.waiters) futex_wake(waiter.second, -1);
+    g_wakes.fetch_add(1, std::memory_order_relaxed);
     any = true;
   }
   return any;
@@ -302,5 +307,7 @@ int watched_count() {
   std::lock_guard<std::mutex> guard(st.mu);
   return static_cast<int>(st.tickets.size());
 }
+
+uint32_t wake_count() { return g_wakes.load(std::memory_order_relaxed); }
 
 }  // namespace interlock::core::death_watch

@@ -59,4 +59,9 @@ void fork_child();
 // Registrations now (for tests).
 int watched_count();
 
+// How many times the watcher has woken waiters (a holder's death, or a wake again after it).
+// A Waker without futex_waitv cannot see those wakes, which leave the word as it was, so it
+// fires all its watches whenever this count moves (waker.hpp).
+uint32_t wake_count();
+
 }  // namespace interlock::core::death_watch

@@ -54,12 +54,15 @@ Status wait_with_interrupt_word(std::atomic<uint32_t>* word, uint32_t expected,
 
 }  // namespace
 
-Status futex_wait(std::atomic<uint32_t>* word, uint32_t expected, const Deadline& deadline) {
-  if (t_interrupt_word != nullptr) return wait_with_interrupt_word(word, expected, deadline);
+namespace {
+
+Status plain_wait(std::atomic<uint32_t>* word, uint32_t expected, const Deadline& deadline,
+                  int private_flag) {
   const timespec* when = deadline.is_infinite() ? nullptr : &deadline.when();
   // FUTEX_WAIT_BITSET without FUTEX_CLOCK_REALTIME measures an absolute CLOCK_MONOTONIC time.
-  long rc = syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT_BITSET, expected,
-                    when, nullptr, FUTEX_BITSET_MATCH_ANY);
+  long rc = syscall(SYS_futex, reinterpret_cast<uint32_t*>(word),
+                    FUTEX_WAIT_BITSET | private_flag, expected, when, nullptr,
+                    FUTEX_BITSET_MATCH_ANY);
   if (rc == 0) return Status::kOk;
   switch (errno) {
     case ETIMEDOUT:
@@ -69,6 +72,28 @@ Status futex_wait(std::atomic<uint32_t>* word, uint32_t expected, const Deadline
     default:  // EAGAIN: the word had already changed.
       return Status::kOk;
   }
+}
+
+}  // namespace
+
+Status futex_wait(std::atomic<uint32_t>* word, uint32_t expected, const Deadline& deadline) {
+  if (t_interrupt_word != nullptr) return wait_with_interrupt_word(word, expected, deadline);
+  return plain_wait(word, expected, deadline, 0);
+}
+
+Status futex_wait_private(std::atomic<uint32_t>* word, uint32_t expected,
+                          const Deadline& deadline) {
+  return plain_wait(word, expected, deadline, FUTEX_PRIVATE_FLAG);
+}
+
+long futex_wait_many(const WaitEntry* entries, size_t count) {
+  WaitvEntry request[128];
+  if (count > 128) count = 128;
+  for (size_t i = 0; i < count; ++i)
+    request[i] = {entries[i].expected, reinterpret_cast<uint64_t>(entries[i].word),
+                  kFutex2SizeU32 | (entries[i].private_word ? kFutex2Private : 0u), 0};
+  long rc = syscall(SYS_futex_waitv, request, count, 0, nullptr, CLOCK_MONOTONIC);
+  return rc >= 0 ? rc : -1;
 }
 
 void futex_wake(std::atomic<uint32_t>* word, int count) {

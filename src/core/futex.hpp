@@ -15,6 +15,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 
 #include "core/deadline.hpp"
@@ -40,10 +41,25 @@ static_assert(sizeof(std::atomic<uint32_t>) == sizeof(uint32_t),
 // passed, kInterrupted on a signal or a changed interrupt word.
 Status futex_wait(std::atomic<uint32_t>* word, uint32_t expected, const Deadline& deadline);
 
+// The same for a word private to this process (FUTEX_PRIVATE_FLAG), with no interrupt word.
+Status futex_wait_private(std::atomic<uint32_t>* word, uint32_t expected,
+                          const Deadline& deadline);
+
 // Wakes at most `count` waiters sleeping on `word` (count < 0 wakes all of them).
 void futex_wake(std::atomic<uint32_t>* word, int count);
 // The same for a word private to this process (the interrupt word).
 void futex_wake_private(std::atomic<uint32_t>* word, int count);
+
+// One entry of a futex_waitv request: sleep while *word == expected. `private_word` for a
+// word of this process only (FUTEX_PRIVATE_FLAG), else process-shared as everywhere here.
+struct WaitEntry {
+  const std::atomic<uint32_t>* word;
+  uint32_t expected;
+  bool private_word;
+};
+// Sleeps on every entry at once (futex_waitv, at most 128), with no deadline. Returns the
+// index of the entry that was woken, or -1 when a word already differed or a signal came.
+long futex_wait_many(const WaitEntry* entries, size_t count);
 
 // True when this kernel has futex_waitv (asked once, then cached).
 bool interrupt_word_supported();

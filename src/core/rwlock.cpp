@@ -18,29 +18,11 @@ using holds::ReadHold;
 
 // ---- the state word -----------------------------------------------------------------------
 
-bool prefers_readers(const RWLockState& r) {
-  return r.prefer == static_cast<uint32_t>(Prefer::kReaders);  // fixed before sharing
-}
-
-// Whether a reader may enter now (`nested`: the thread already holds a read).
-bool readable(const RWLockState& r, uint64_t s, bool nested) {
-  if (s & kWriterBit) return false;
-  if ((s & kReaderMask) == kReaderMask) return false;  // the count is full: wait for a release
-  return nested || prefers_readers(r) || (s & kWaitingWritersMask) == 0;
-}
+using state::prefers_readers;
+using state::readable;
+using state::try_read_state;
 
 bool free_for_writer(uint64_t s) { return (s & (kWriterBit | kReaderMask)) == 0; }
-
-bool try_read_state(RWLockState& r, bool nested) {
-  uint64_t s = r.state.load(std::memory_order_relaxed);  // a guess for the CAS
-  while (readable(r, s, nested)) {
-    // acquire: takes a read hold, after the last writer's release.
-    if (r.state.compare_exchange_weak(s, s + kReaderOne, std::memory_order_acquire,
-                                      std::memory_order_relaxed))
-      return true;
-  }
-  return false;
-}
 
 // Takes the write hold if nobody holds the lock; `announced`: the caller counted itself among
 // the waiting writers, and withdraws as it enters.
@@ -81,14 +63,6 @@ void init(Slot& slot, Prefer prefer) {
   r.robust = 0;
 }
 
-bool try_read(Slot& slot) {
-  if (is_robust(slot)) return false;
-  ReadHold* held = holds::find(slot);
-  if (!try_read_state(slot.body.rwlock, held != nullptr)) return false;
-  holds::count(slot, held);
-  return true;
-}
-
 Status read(Slot& slot, const Deadline& deadline, Spin spin) {
   if (is_robust(slot)) return robust::read(slot, deadline, spin);
   RWLockState& r = slot.body.rwlock;
@@ -113,17 +87,14 @@ Status read(Slot& slot, const Deadline& deadline, Spin spin) {
   }
 }
 
-Release release_read(Slot& slot) {
+Release release_read_elsewhere(Slot& slot) {
   if (is_robust(slot)) return robust::release_read(slot);
-  RWLockState& r = slot.body.rwlock;
-  ReadHold* h = holds::find(slot);
-  if (h == nullptr) return readers(slot) == 0 ? Release::kNotHeld : Release::kNotOwner;
-  holds::uncount(h);
-  // seq_cst: release for the reader's critical section, and the waker's state change.
-  uint64_t old = r.state.fetch_sub(kReaderOne, std::memory_order_seq_cst);
+  return readers(slot) == 0 ? Release::kNotHeld : Release::kNotOwner;  // no hold of ours
+}
+
+void wake_after_read(RWLockState& r, uint64_t old) {
   if ((old & kReaderMask) == 1 && (old & kWaitingWritersMask) != 0) wake_writer(r);
   if ((old & kReaderMask) == kReaderMask) wake_readers(r);  // readers waited for room
-  return Release::kOk;
 }
 
 bool try_write(Slot& slot) {

@@ -69,10 +69,11 @@ enum class Release {
 void init(Slot& slot, Prefer prefer);
 
 // Read holds. try_read makes one attempt; read spins, then sleeps until it holds (kOk), the
-// deadline passes or a signal arrives.
-bool try_read(Slot& slot);
+// deadline passes or a signal arrives. (try_read and release_read are inline: the read path
+// is the one that must cost least, rwlock_read.hpp.)
+inline bool try_read(Slot& slot);
 Status read(Slot& slot, const Deadline& deadline, Spin spin = Spin::kYes);
-Release release_read(Slot& slot);
+inline Release release_read(Slot& slot);
 
 // The write hold.
 bool try_write(Slot& slot);
@@ -95,3 +96,5 @@ bool owns_write(const Slot& slot);
 uint32_t own_reads(const Slot& slot);
 
 }  // namespace interlock::core::rwlock
+
+#include "core/rwlock_read.hpp"  // IWYU pragma: export (the bodies of try_read, release_read)

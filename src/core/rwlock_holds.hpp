@@ -48,9 +48,8 @@ inline ReadHolds& mine() {
   return t_reads;
 }
 
-// The calling thread's holds on `slot`, or nullptr.
-inline ReadHold* find(const Slot& slot) {
-  ReadHolds& holds = mine();
+// The calling thread's holds on `slot` in `holds` (mine()'s answer), or nullptr.
+inline ReadHold* find(ReadHolds& holds, const Slot& slot) {
   const uint32_t tag = slot_tag(slot);
   for (uint32_t i = 0; i < holds.used; ++i) {
     ReadHold& h = holds.inline_holds[i];
@@ -61,14 +60,14 @@ inline ReadHold* find(const Slot& slot) {
       if (h.slot == &slot && h.tag == tag) return &h;
   return nullptr;
 }
+inline ReadHold* find(const Slot& slot) { return find(mine(), slot); }
 
-// Counts one more hold; `h` is find()'s answer for this slot, taken just before.
-inline void count(const Slot& slot, ReadHold* h) {
+// Counts one more hold; `h` is find()'s answer for this slot in `holds`, taken just before.
+inline void count(ReadHolds& holds, const Slot& slot, ReadHold* h) {
   if (h != nullptr) {
     ++h->count;
     return;
   }
-  ReadHolds& holds = mine();
   const ReadHold fresh{&slot, slot_tag(slot), 1};
   if (holds.used < kInline) {
     holds.inline_holds[holds.used++] = fresh;
@@ -77,11 +76,11 @@ inline void count(const Slot& slot, ReadHold* h) {
   if (holds.more == nullptr) holds.more = new std::vector<ReadHold>();
   holds.more->push_back(fresh);
 }
+inline void count(const Slot& slot, ReadHold* h) { count(mine(), slot, h); }
 
-// Counts one hold fewer; `h` (find()'s answer) is invalid afterwards.
-inline void uncount(ReadHold* h) {
+// Counts one hold fewer; `h` (find()'s answer in `holds`) is invalid afterwards.
+inline void uncount(ReadHolds& holds, ReadHold* h) {
   if (--h->count != 0) return;
-  ReadHolds& holds = mine();
   std::vector<ReadHold>* more = holds.more;
   if (more != nullptr && !more->empty() && h >= more->data() && h < more->data() + more->size()) {
     *h = more->back();
@@ -95,5 +94,6 @@ inline void uncount(ReadHold* h) {
     more->pop_back();
   }
 }
+inline void uncount(ReadHold* h) { uncount(mine(), h); }
 
 }  // namespace interlock::core::rwlock::holds

@@ -1,7 +1,11 @@
 // eventually.hpp: waiting, in a test, for another thread or process to get somewhere.
 #pragma once
 
+#include <poll.h>
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdint>
 #include <thread>
 
 namespace interlock::test {
@@ -15,6 +19,14 @@ bool eventually(Cond&& cond) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   return false;
+}
+
+// Waits up to `ms` for the eventfd `fd` to be readable, and drains it: whether it was.
+inline bool notified(int fd, int ms) {
+  pollfd p{fd, POLLIN, 0};
+  if (poll(&p, 1, ms) != 1) return false;
+  uint64_t count = 0;
+  return read(fd, &count, sizeof count) == sizeof count && count > 0;
 }
 
 }  // namespace interlock::test
