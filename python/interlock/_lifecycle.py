@@ -11,11 +11,10 @@ named *stage*, instead of calling ``os.register_at_fork`` itself. The stages, bo
 ``cluster_holds``
     what :mod:`interlock.cluster` primitives believe they hold: a child holds nothing;
 ``cluster``
-    the etcd sessions: keep-alive threads pause before a fork and resume after it, and a
-    child forgets its parent's gRPC channels.
+    the etcd sessions: a child forgets its parent's, and makes its own on first use.
 
-A stage may rely on the stages below it. So before a fork the stages run top down (the
-cluster's threads stop before the core looks at the process), and after it bottom up (the
+A stage may rely on the stages below it. So before a fork the stages run top down (what
+uses the core lets go of it before the core looks at the process), and after it bottom up (the
 core is whole again before anything above it runs). Each stage is one
 ``os.register_at_fork`` hook, registered here in bottom-up order, which makes CPython run them
 in exactly that order whatever order the modules were imported in (CPython calls "before"

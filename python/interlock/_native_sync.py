@@ -15,7 +15,7 @@ import time
 from multiprocessing import process
 from typing import Any, Callable, Optional, TypeVar
 
-from . import _core
+from . import _asyncio, _core
 from ._arguments import check_owner_check_interval
 from ._rwlock_views import RWLockExtras
 from ._sharing import Shareable
@@ -210,11 +210,11 @@ def _graft(cls: type, *sources: type) -> None:
                 setattr(cls, name, value)
 
 
-_graft(Lock, _LockExtras, _SemLockView, Shareable)
-_graft(RLock, _RLockExtras, _SemLockView, Shareable)
-_graft(Semaphore, _SemaphoreExtras, _SemLockView, Shareable)
+_graft(Lock, _LockExtras, _SemLockView, Shareable, _asyncio.LockAsync)
+_graft(RLock, _RLockExtras, _SemLockView, Shareable, _asyncio.RLockAsync)
+_graft(Semaphore, _SemaphoreExtras, _SemLockView, Shareable, _asyncio.SemaphoreAsync)
 _graft(BoundedSemaphore, _BoundedSemaphoreExtras)
-_graft(Condition, _ConditionExtras, Shareable)
-_graft(Event, _EventExtras, Shareable)
-_graft(Barrier, _BarrierExtras, Shareable)
+_graft(Condition, _ConditionExtras, Shareable, _asyncio.ConditionAsync)
+_graft(Event, _EventExtras, Shareable, _asyncio.EventAsync)
+_graft(Barrier, _BarrierExtras, Shareable, _asyncio.BarrierAsync)
 _graft(RWLock, RWLockExtras, Shareable)

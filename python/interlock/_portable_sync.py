@@ -22,6 +22,7 @@ from multiprocessing import context
 from multiprocessing import synchronize as _mp
 from typing import Any, Callable, Optional
 
+from . import _portable_async
 from ._arguments import check_owner_check_interval, check_timeout
 
 SEM_VALUE_MAX: int = int(getattr(_mp, "SEM_VALUE_MAX"))  # not in the type stubs
@@ -127,15 +128,15 @@ class _LockAPI(_SemLockAPI):
         return False
 
 
-class Lock(_LockAPI, _mp.Lock):
+class Lock(_LockAPI, _portable_async.LockAsync, _mp.Lock):
     pass
 
 
-class RLock(_LockAPI, _mp.RLock):
+class RLock(_LockAPI, _portable_async.RLockAsync, _mp.RLock):
     pass
 
 
-class _SemaphoreAPI(_SemLockAPI):
+class _SemaphoreAPI(_SemLockAPI, _portable_async.LockAsync):
     def _make_methods(self) -> None:
         super()._make_methods()
         release_one = self._semlock.release
@@ -174,7 +175,7 @@ class BoundedSemaphore(_SemaphoreAPI, _mp.BoundedSemaphore):
         super().__init__(_check_value(value), ctx=_context(ctx))
 
 
-class Condition(_mp.Condition):
+class Condition(_portable_async.ConditionAsync, _mp.Condition):
     def __init__(self, lock: Optional[Any] = None, *, ctx: Optional[Any] = None) -> None:
         ctx = _context(ctx)
         # As in the native backend, only interlock's locks: multiprocessing's Condition would
@@ -194,7 +195,7 @@ class Condition(_mp.Condition):
         return super().wait_for(predicate, _timeout(timeout))
 
 
-class Event(_mp.Event):
+class Event(_portable_async.EventAsync, _mp.Event):
     def __init__(self, *, ctx: Optional[Any] = None) -> None:
         super().__init__(ctx=_context(ctx))
 
@@ -203,7 +204,7 @@ class Event(_mp.Event):
         return bool(super().wait(_timeout(timeout)))
 
 
-class Barrier(_mp.Barrier):
+class Barrier(_portable_async.BarrierAsync, _mp.Barrier):
     def __init__(self, parties: int, action: Optional[Callable[[], Any]] = None,
                  timeout: Optional[float] = None, *, ctx: Optional[Any] = None) -> None:
         parties = operator.index(parties)

@@ -20,6 +20,7 @@ from typing import Any, Optional, Tuple, Union
 
 from . import _lifecycle, _portable_file_lock
 from ._arguments import check_timeout as _check_timeout
+from ._async_common import deadline_of, in_executor_thread
 from ._backend import core as _native
 
 __all__ = ["FileLock", "lockf", "LOCK_SH", "LOCK_EX", "LOCK_NB", "LOCK_UN"]
@@ -153,6 +154,26 @@ class FileLock:
             return False
         self._held = True
         return True
+
+    async def acquire_async(self, block: Any = True, timeout: Optional[float] = None) -> bool:
+        """Await the lock without blocking the event loop; the same results as ``acquire``.
+        fcntl has no way to be told of a release, so the wait runs in an executor thread in
+        short slices (a cancelled task's thread stops within one, and gives back what it took
+        after the cancellation): a thread per waiting task, as ``run_in_executor`` costs."""
+        deadline = deadline_of(block, timeout)
+        if self.acquire(False):
+            return True
+        if deadline is not None and deadline <= time.monotonic():
+            return False
+        return await in_executor_thread(lambda seconds: self.acquire(True, seconds),
+                                        self.release, deadline)
+
+    async def __aenter__(self) -> "FileLock":
+        await self.acquire_async()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release()
 
     def release(self) -> None:
         """Release the lock. ValueError if this object does not hold it."""

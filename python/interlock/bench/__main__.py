@@ -9,13 +9,14 @@ import sys
 import time
 from typing import List, Optional
 
-from . import between_processes, cluster, creation, one_process, report, rwlock, threads, waiting
+from . import (awaiting, between_processes, cluster, creation, one_process, report, rwlock,
+               threads, transport, waiting)
 from .peers import available
 from .timing import Row, fmt_time
 
-GROUPS = ["one", "create", "scale", "between", "waiting", "threads", "rwlock"]
+GROUPS = ["one", "create", "scale", "between", "waiting", "threads", "rwlock", "asyncio"]
 # Run only when asked (--only cluster): it starts etcd servers (and redis-server if present).
-OPT_IN = ["cluster"]
+OPT_IN = ["cluster", "transport"]
 
 
 def _gil_enabled() -> bool:
@@ -35,7 +36,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown")
     parser.add_argument("--only", choices=GROUPS + OPT_IN, action="append",
                         help="run only these groups (repeatable); 'cluster' (interlock.cluster "
-                        "on etcd against a SyncManager and redis) runs only when named")
+                        "on etcd against a SyncManager and redis) and 'transport' (etcd's "
+                        "gateway against gRPC) run only when named")
     args = parser.parse_args(argv)
     groups = args.only or GROUPS
     if args.plot:
@@ -63,8 +65,12 @@ def main(argv: Optional[List[str]] = None) -> int:
             rows += threads.run(peers, args.quick)
         if "rwlock" in groups:
             rows += rwlock.run(args.quick, notes)
+        if "asyncio" in groups:
+            rows += awaiting.run(args.quick, notes)
         if "cluster" in groups:
             rows += cluster.run(args.quick, notes)
+        if "transport" in groups:
+            rows += transport.run(args.quick, notes)
     finally:
         for peer in peers.values():
             peer.close()
@@ -95,9 +101,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     if "rwlock" in groups:
         header.append("rwlock group: ratio = interlock's RWLock / the row's baseline (interlock's "
                       "Lock, or the file-based lock it names), same run")
+    if "asyncio" in groups:
+        header.append("asyncio group: ratio = awaiting interlock / the executor approach, "
+                      "same run")
     if "cluster" in groups:
         header.append("cluster group: ratio = interlock.cluster / etcd's own put latency, "
                       "same run and same etcd cluster")
+    if "transport" in groups:
+        header.append("transport group: ratio = etcd's JSON gateway over HTTP (interlock's "
+                      "transport) / gRPC (etcd-sdk-python), same run and same etcd cluster")
     report.print_table(rows, header, sys.stdout)
     summary = report.targets_summary(rows)
     if summary:

@@ -9,7 +9,29 @@ from typing import Any, Dict, List, Optional, TextIO
 from .timing import Row, fmt_value
 
 PEER_ORDER = ["interlock", "multiprocessing", "threading", "posix_ipc", "manager", "etcd put",
-              "zookeeper", "redis"]
+              "zookeeper", "redis", "gateway", "grpc"]
+
+
+def peers_of(rows: List[Row], with_notes: bool = False) -> List[str]:
+    """The columns for these rows: the peers they measured, in PEER_ORDER first, then any other
+    peer (a group's own, such as the asyncio group's "executor") in the order it first appears."""
+    seen: List[str] = []
+    for row in rows:
+        for peer in list(row.samples) + (list(row.notes) if with_notes else []):
+            if peer not in seen:
+                seen.append(peer)
+    known = [p for p in PEER_ORDER if p in seen]
+    return known + [p for p in seen if p not in known]
+
+
+def _groups(rows: List[Row]) -> List[List[Row]]:
+    """Consecutive rows of one group, each list printed as one table with its own columns."""
+    groups: List[List[Row]] = []
+    for row in rows:
+        if not groups or groups[-1][0].group != row.group:
+            groups.append([])
+        groups[-1].append(row)
+    return groups
 
 
 def _cell(row: Row, peer: str) -> str:
@@ -20,34 +42,35 @@ def _cell(row: Row, peer: str) -> str:
 
 
 def print_table(rows: List[Row], header: List[str], out: TextIO) -> None:
-    peers = [p for p in PEER_ORDER if any(p in r.samples or p in r.notes for r in rows)]
     width = max(len(r.operation) for r in rows) + 2
-    line = f"{'operation':{width}}" + "".join(f"{p:>16}" for p in peers)
-    line += f"{'ratio':>9}{'target':>8}  spread (interlock, min..max)"
     for text in header:
         print(f"# {text}", file=out)
-    group = None
-    for row in rows:
-        if row.group != group:
-            group = row.group
-            print(f"\n== {group}", file=out)
-            print(line, file=out)
-            print("-" * len(line), file=out)
-        ratio = row.ratio()
-        verdict = _verdict(row)
-        target = f"{row.target:.2f}x" if row.target is not None else ""
-        if row.limit is not None:
-            target = "<" + fmt_value(row.unit, row.limit)
-        spread = ""
-        stats = row.stats().get("interlock")
-        if stats and stats["n"] > 1:
-            spread = f"{fmt_value(row.unit, stats['min'])}..{fmt_value(row.unit, stats['max'])}"
-        ratio_text = f"{ratio:.3f}x" if ratio is not None else "-"
-        print(
-            f"{row.operation:{width}}" + "".join(f"{_cell(row, p):>16}" for p in peers)
-            + f"{ratio_text:>9}{target:>8}{verdict:5} {spread}",
-            file=out,
-        )
+    for group in _groups(rows):
+        peers = peers_of(group, with_notes=True)
+        widths = [max(16, len(p) + 2) for p in peers]
+        line = f"{'operation':{width}}" + "".join(f"{p:>{w}}" for p, w in zip(peers, widths))
+        line += f"{'ratio':>9}{'target':>8}  spread (interlock, min..max)"
+        print(f"\n== {group[0].group}", file=out)
+        print(line, file=out)
+        print("-" * len(line), file=out)
+        for row in group:
+            ratio = row.ratio()
+            verdict = _verdict(row)
+            target = f"{row.target:.2f}x" if row.target is not None else ""
+            if row.limit is not None:
+                target = "<" + fmt_value(row.unit, row.limit)
+            spread = ""
+            stats = row.stats().get(row.subject)
+            if stats and stats["n"] > 1:
+                spread = (f"{fmt_value(row.unit, stats['min'])}.."
+                          f"{fmt_value(row.unit, stats['max'])}")
+            ratio_text = f"{ratio:.3f}x" if ratio is not None else "-"
+            print(
+                f"{row.operation:{width}}"
+                + "".join(f"{_cell(row, p):>{w}}" for p, w in zip(peers, widths))
+                + f"{ratio_text:>9}{target:>8}{verdict:5} {spread}",
+                file=out,
+            )
     notes = [(r.operation, p, n) for r in rows for p, n in r.notes.items()]
     if notes:
         print("\nnotes:", file=out)
@@ -57,25 +80,23 @@ def print_table(rows: List[Row], header: List[str], out: TextIO) -> None:
 
 def write_markdown(path: str, rows: List[Row]) -> None:
     """The table as Markdown, one table per group (what docs/performance.md shows)."""
-    peers = [p for p in PEER_ORDER if any(p in r.samples for r in rows)]
     lines: List[str] = []
-    group = None
-    for row in rows:
-        if row.group != group:
-            group = row.group
-            lines += ["", f"**{group}**", "",
-                      "| operation | " + " | ".join(peers) + " | ratio | target |",
-                      "|---" * (len(peers) + 3) + "|"]
-        cells = ["–" if _cell(row, p) == "-" else _cell(row, p) for p in peers]
-        ratio = row.ratio()
-        target = f"{row.target:.2f}x" if row.target is not None else ""
-        if row.limit is not None:
-            target = "< " + fmt_value(row.unit, row.limit)
-        verdict = _verdict(row).strip()
-        if verdict:
-            target += " ok" if verdict == "ok" else " **miss**"
-        lines.append(f"| {row.operation} | " + " | ".join(cells) + " | "
-                     + (f"{ratio:.3f}x" if ratio is not None else "–") + f" | {target} |")
+    for group in _groups(rows):
+        peers = peers_of(group)
+        lines += ["", f"**{group[0].group}**", "",
+                  "| operation | " + " | ".join(peers) + " | ratio | target |",
+                  "|---" * (len(peers) + 3) + "|"]
+        for row in group:
+            cells = ["–" if _cell(row, p) == "-" else _cell(row, p) for p in peers]
+            ratio = row.ratio()
+            target = f"{row.target:.2f}x" if row.target is not None else ""
+            if row.limit is not None:
+                target = "< " + fmt_value(row.unit, row.limit)
+            verdict = _verdict(row).strip()
+            if verdict:
+                target += " ok" if verdict == "ok" else " **miss**"
+            lines.append(f"| {row.operation} | " + " | ".join(cells) + " | "
+                         + (f"{ratio:.3f}x" if ratio is not None else "–") + f" | {target} |")
     with open(path, "w") as f:
         f.write("\n".join(lines).lstrip("\n") + "\n")
 
@@ -157,7 +178,7 @@ def _verdict(row: Row) -> str:
     ratio = row.ratio()
     if row.target is not None and ratio is not None:
         return " ok" if ratio <= row.target else " MISS"
-    ours = row.stats().get("interlock")
+    ours = row.stats().get(row.subject)
     if row.limit is not None and ours is not None:
         return " ok" if ours["median"] <= row.limit else " MISS"
     return ""

@@ -63,6 +63,7 @@ class Row:
         self.samples: Dict[str, List[float]] = {}
         self.notes: Dict[str, str] = {}
         self.baseline = "multiprocessing"  # the peer the ratio divides by
+        self.subject = "interlock"  # the peer the ratio is of
 
     def add(self, peer: str, value: float) -> None:
         self.samples.setdefault(peer, []).append(value)
@@ -78,8 +79,8 @@ class Row:
             return None  # already a ratio (to a floor)
         stats = self.stats()
         baseline = stats.get(self.baseline)
-        if "interlock" in stats and baseline and baseline["median"]:
-            return stats["interlock"]["median"] / baseline["median"]
+        if self.subject in stats and baseline and baseline["median"]:
+            return stats[self.subject]["median"] / baseline["median"]
         return None
 
     def as_dict(self) -> Dict[str, Any]:
