@@ -32,16 +32,18 @@ def acquire_and_report(lock, results, timeout, started=None):
         lock.release()
 
 
-def hold_until_told(lock, held, go, results):
+def hold_until_told(lock, held, go, results, owner=None):
     """Acquires `lock`, says so, waits for `go` (the parent stalls this process meanwhile),
-    then reports whether the hold was lost and what release() did."""
+    then reports whether the hold was lost and what release() did. `owner` has the hold's
+    `token` and `lost` when `lock` is a view (an RWLock's write_lock())."""
     from interlock.cluster import LockLostError
 
+    owner = lock if owner is None else owner
     lock.acquire()
-    token = lock.token
+    token = owner.token
     held.set()
     go.wait(60)
-    lost = lock.lost
+    lost = owner.lost
     try:
         lock.release()
         outcome = "released"
@@ -173,3 +175,44 @@ def stress_ping_pong(cond, turn, me, rounds, results):
             turn.value = 1 - me
             cond.notify()
     results.put(("ping-pong", lost))
+
+
+def read_and_meet(rw, barrier, results):
+    """Takes a read hold, then waits at a local `barrier` with the other readers while holding
+    it: every party gets through only if their holds overlap."""
+    with rw.read_lock():
+        results.put(barrier.wait(60) is not None)
+
+
+def read_in_a_stream(rw, seconds, started, stop):
+    """Overlapping read holds of 50 ms from two threads for `seconds`, or until `stop` is set:
+    a stream of readers in which the lock is never free of readers for long."""
+    import threading
+
+    def reader(offset):
+        time.sleep(offset)
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and not stop.is_set():
+            with rw.read_lock():
+                started.set()
+                time.sleep(0.05)
+
+    threads = [threading.Thread(target=reader, args=(i * 0.025,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def kill_holder_under_waiter(holder, waiter, results):
+    """(In the test process.) SIGKILLs `holder` while `waiter`, an acquire_and_report child,
+    waits behind it; returns the waiter's outcome and how long after the kill it came."""
+    import signal
+
+    killed_at = time.monotonic()
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.join(10)
+    outcome, _, _ = results.get(timeout=60)
+    detected = time.monotonic() - killed_at
+    waiter.join(30)
+    return outcome, detected

@@ -13,18 +13,26 @@ import uuid
 import pytest
 
 try:
-    import pyetcd  # noqa: F401  (the client of the cluster extra)
+    import h11  # noqa: F401  (the cluster extra)
+    import urllib3  # noqa: F401
     HAVE_CLIENT = True
 except ImportError:
     HAVE_CLIENT = False
     collect_ignore_glob = ["test_*.py"]
 
-# gRPC runs threads of its own in every process that talks to etcd, so CPython 3.12 and newer
-# warn when such a process forks. interlock makes that fork safe (no thread is inside gRPC at
-# the fork, docs/cluster.md), and these tests fork on purpose.
+# A process that talks to etcd runs threads of its own (the lease's keep-alive, the watch
+# streams' reader), so CPython 3.12 and newer warn when such a process forks. The fork is
+# safe (a child never uses its parent's connections, docs/cluster.md), and these tests fork
+# on purpose.
 FORK_WARNING = ("ignore:This process .* is multi-threaded, use of fork:DeprecationWarning")
 
 LEASE_TTL = 3.0  # seconds: short, so that the fault tests are quick
+
+
+# The cluster tests that every interpreter's CI lane runs (marker cluster_smoke): connecting,
+# errors and the transport, an Event between processes, the watch's paths, the key layout.
+# The whole cluster suite runs once, on 3.11 and on the free-threaded build.
+SMOKE = {"test_connect.py", "test_event.py", "test_watch.py", "test_keys.py"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -32,6 +40,8 @@ def pytest_collection_modifyitems(config, items):
         if "/tests/cluster/" in str(item.fspath):
             item.add_marker(pytest.mark.cluster)
             item.add_marker(pytest.mark.filterwarnings(FORK_WARNING))
+            if item.fspath.basename in SMOKE:
+                item.add_marker(pytest.mark.cluster_smoke)
 
 
 def pytest_terminal_summary(terminalreporter):

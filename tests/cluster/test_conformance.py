@@ -8,7 +8,7 @@ import unittest
 
 import pytest
 
-from conftest import needs_cpython_tests  # tests/conftest.py
+from conftest import START_METHODS, needs_cpython_tests  # tests/conftest.py
 
 pytestmark = needs_cpython_tests
 
@@ -23,7 +23,7 @@ def _expected_per_start_method():
     return sum(len(loader.getTestCaseNames(getattr(tm, f"_Test{name}"))) for name in CLASSES)
 
 
-@pytest.mark.parametrize("start", ["fork", "spawn", "forkserver"])
+@pytest.mark.parametrize("start", START_METHODS)
 def test_cpython_sync_classes_pass_on_the_cluster(etcd, start):
     out = subprocess.run(
         [sys.executable, "-m", "interlock.conformance", "--cluster", ",".join(etcd.endpoints),

@@ -135,12 +135,7 @@ def test_sigkill_of_the_holder_hands_the_lock_over_with_owner_died(cluster, ctx)
     waiter = ctx.Process(target=cw.acquire_and_report, args=(lock, results, 60))
     waiter.start()
     time.sleep(0.5)
-    killed_at = time.monotonic()
-    os.kill(holder.pid, signal.SIGKILL)
-    holder.join(10)
-    outcome, _, _ = results.get(timeout=60)
-    detected = time.monotonic() - killed_at
-    waiter.join(30)
+    outcome, detected = cw.kill_holder_under_waiter(holder, waiter, results)
     assert outcome == "owner died"
     assert detected < TTL + 1 + 2  # the target is TTL + 1 s; slack for a shared machine
     assert not lock.locked()  # the waiter released after recovering
@@ -350,12 +345,12 @@ def test_a_release_whose_reply_was_lost_and_retried_is_not_a_lost_hold(cluster, 
         real = session.call
         lost = []
 
-        def reply_lost_once(service, method, request, deadline=None):
-            if method == "Txn" and not lost:
-                lost.append(real(service, method, request, deadline))
+        def reply_lost_once(path, body, deadline=None):
+            if path == "/v3/kv/txn" and not lost:
+                lost.append(real(path, body, deadline))
                 other.acquire()
                 other.release()
-            return real(service, method, request, deadline)
+            return real(path, body, deadline)
         session.call = reply_lost_once
         try:
             lock.release()
@@ -364,3 +359,111 @@ def test_a_release_whose_reply_was_lost_and_retried_is_not_a_lost_hold(cluster, 
         assert lost and not lock.locked()
     finally:
         other_connection.close()
+
+
+def _late_copy(lock, n):
+    """What a stopped member that comes back applies late (a join whose attempt timed out
+    there, answered elsewhere long ago): a queue key named by this process, on its lease,
+    that no thread of it holds or waits with."""
+    from interlock.cluster._primitive import put
+
+    lease = lock._session().lease()
+    key = lock._key("q", f"{lease:x}-late{n}")
+    lock._txn([], [put(key, b"", lease)])
+    return key
+
+
+def test_a_late_copy_of_a_join_is_taken_out_when_its_process_joins(cluster):
+    lock = cluster.Lock("late-copy")
+    stray = _late_copy(lock, 1)
+    assert lock.locked()  # to everyone else, the copy is an owner
+    assert lock.acquire(timeout=10)  # no OwnerDiedError: the copy released as it left
+    assert not lock._read(get_prefix(stray)).kvs(0)
+    lock.release()
+    assert not lock.locked()
+
+
+def test_a_late_copy_that_lands_while_its_process_waits_is_taken_out(cluster, ctx):
+    # Another process holds the lock; this one waits; the copy lands behind it, and a third
+    # waiter (the child) queues behind the copy. When this process gets the lock and
+    # releases it, the child must get it, not wait for the copy forever.
+    lock = cluster.Lock("late-copy-waiting")
+    held, go, told, results = ctx.Event(), ctx.Event(), ctx.Queue(), ctx.Queue()
+    holder = ctx.Process(target=cw.hold_until_told, args=(lock, held, go, told))
+    holder.start()
+    assert held.wait(60)
+    got = []
+    waiter = threading.Thread(target=lambda: got.append(lock.acquire(timeout=60)))
+    waiter.start()
+    _until(lambda: _queued(lock) == 2)
+    stray = _late_copy(lock, 2)
+    child = ctx.Process(target=cw.acquire_and_report, args=(lock, results, 60))
+    child.start()
+    _until(lambda: _queued(lock) == 4)
+    go.set()  # the holder releases only now: the copy landed while this process waited
+    waiter.join(60)
+    assert got == [True]
+    assert not lock._read(get_prefix(stray)).kvs(0)
+    lock.release()
+    assert results.get(timeout=60)[0] == "acquired"
+    assert told.get(timeout=60)[1] == "released"
+    child.join(30)
+    holder.join(30)
+    assert child.exitcode == 0 and holder.exitcode == 0
+
+
+def test_a_late_copy_that_lands_while_its_process_holds_is_taken_out(cluster, ctx):
+    # The copy lands behind this process's own hold, and the child queues behind the copy:
+    # this process's release hands the lock to the copy, which must pass it on at once.
+    lock = cluster.Lock("late-copy-holding")
+    results = ctx.Queue()
+    assert lock.acquire(timeout=10)
+    stray = _late_copy(lock, 3)
+    child = ctx.Process(target=cw.acquire_and_report, args=(lock, results, 60))
+    child.start()
+    _until(lambda: _queued(lock) == 3)
+    lock.release()
+    assert not lock._read(get_prefix(stray)).kvs(0)
+    assert results.get(timeout=60)[0] == "acquired"  # not an OwnerDiedError either
+    child.join(30)
+    assert child.exitcode == 0
+
+
+def _queued(lock):
+    return len(lock._read(get_prefix(lock._queue(), keys_only=True)).kvs(0))
+
+
+def _until(predicate, timeout=60):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_repr_has_multiprocessing_s_format(cluster, ctx):
+    # As CPython 3.13's test_repr_lock and test_repr_rlock check it (the conformance run).
+    lock, rlock = cluster.Lock("repr"), cluster.RLock("repr-r")
+    assert repr(lock) == "<Lock(owner=None)>" and repr(rlock) == "<RLock(None, 0)>"
+    with lock:
+        assert repr(lock) == "<Lock(owner=MainProcess)>"
+    rlock.acquire()
+    rlock.acquire()
+    assert repr(rlock) == "<RLock(MainProcess, 2)>"
+    seen = []
+
+    def in_thread():
+        seen.append(repr(rlock))  # held by another thread of this process
+        with lock:
+            seen.append(repr(lock))
+    thread = threading.Thread(target=in_thread, name="T1")
+    thread.start()
+    thread.join(30)
+    assert seen == ["<RLock(SomeOtherThread, nonzero)>", "<Lock(owner=MainProcess|T1)>"]
+    rlock.release()
+    rlock.release()
+    held = ctx.Event()
+    holder = ctx.Process(target=cw.hold, args=(lock, held, 3))
+    holder.start()
+    assert held.wait(60)
+    assert repr(lock) == "<Lock(owner=SomeOtherProcess)>"
+    holder.join(30)

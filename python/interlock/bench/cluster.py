@@ -1,7 +1,8 @@
 """The cluster group: interlock.cluster on real etcd servers (one member and three, on
 loopback, data on disk), side by side with the stdlib's cross-host option (a SyncManager served
-over TCP), kazoo's Lock on a real ZooKeeper (Debian's zookeeper package, started standalone)
-and redis-py's Lock on a real redis-server, each when installed. Each row's ratio
+over TCP), kazoo's Lock (and its ReadLock and WriteLock beside the RWLock rows) on a real
+ZooKeeper (Debian's zookeeper package, started standalone) and redis-py's Lock on a real
+redis-server, each when installed. Each row's ratio
 divides interlock.cluster's figure by etcd's own put latency measured in the same run
 ("etcd put"): the round trip every replicated write costs."""
 
@@ -71,15 +72,16 @@ class _RemoteLock:
     """A peer's lock that each process opens for itself (kazoo and redis-py clients cannot be
     pickled): it pickles as its address and connects on first use in each process."""
 
-    def __init__(self, kind: str, address: str, name: str) -> None:
-        self.kind, self.address, self.name = kind, address, name
+    def __init__(self, kind: str, address: str, name: str, recipe: str = "Lock") -> None:
+        # recipe (ZooKeeper): kazoo's Lock, ReadLock or WriteLock.
+        self.kind, self.address, self.name, self.recipe = kind, address, name, recipe
         self._lock: Any = None
 
-    def __getstate__(self) -> Tuple[str, str, str]:
-        return self.kind, self.address, self.name
+    def __getstate__(self) -> Tuple[str, str, str, str]:
+        return self.kind, self.address, self.name, self.recipe
 
-    def __setstate__(self, state: Tuple[str, str, str]) -> None:
-        self.kind, self.address, self.name = state
+    def __setstate__(self, state: Tuple[str, str, str, str]) -> None:
+        self.kind, self.address, self.name, self.recipe = state
         self._lock = None
 
     def _open(self) -> Any:
@@ -90,7 +92,7 @@ class _RemoteLock:
                 _quiet_kazoo()
                 client = KazooClient(hosts=self.address)
                 client.start(timeout=30)
-                self._lock = client.Lock(f"/interlock-bench/{self.name}")
+                self._lock = getattr(client, self.recipe)(f"/interlock-bench/{self.name}")
             else:
                 import redis
 
@@ -182,7 +184,19 @@ def _fresh() -> str:
     return f"l-{uuid.uuid4().hex}"
 
 
-def _samples(fn: Callable[[], None], n: int) -> List[float]:
+def etcd_missing() -> Optional[str]:
+    """Why the groups that start etcd servers cannot run here (no cluster extra, no etcd
+    program), or None when they can."""
+    try:
+        from ..cluster.testing import etcd_binary
+        etcd_binary()
+    except (ImportError, FileNotFoundError) as exc:
+        return str(exc)
+    return None
+
+
+def samples(fn: Callable[[], None], n: int) -> List[float]:
+    """`n` timings of fn() in seconds."""
     samples = []
     for _ in range(n):
         t = time.perf_counter()
@@ -196,7 +210,7 @@ def _uncontended(row: Row, peer: str, lock: Any, n: int) -> None:
         lock.acquire()
         lock.release()
     once()
-    for sample in _samples(once, n):
+    for sample in samples(once, n):
         row.add(peer, sample)
 
 
@@ -261,13 +275,12 @@ def _event_ping_pong(row: Row, peer: str, ctx: Any, make: Callable[[], Any], rou
 # ---- the group ---------------------------------------------------------------------------
 
 def run(quick: bool, notes: List[str]) -> List[Row]:
-    try:
-        from .. import cluster as cl
-        from ..cluster.testing import EtcdCluster, etcd_binary
-        etcd_binary()
-    except (ImportError, FileNotFoundError) as exc:
-        notes.append(f"cluster group skipped: {exc}")
+    missing = etcd_missing()
+    if missing is not None:
+        notes.append(f"cluster group skipped: {missing}")
         return []
+    from .. import cluster as cl
+    from ..cluster.testing import EtcdCluster
     ctx = mp.get_context("spawn")
     n = 30 if quick else 300
     rounds = 20 if quick else 200
@@ -303,18 +316,17 @@ def run(quick: bool, notes: List[str]) -> List[Row]:
                 c = cl.connect(etcd.endpoints, namespace=f"bench-{uuid.uuid4().hex[:8]}")
                 try:
                     put_row = row(f"etcd put, one round trip ({where})")
-                    from pyetcd import etcdrpc
+                    from ..cluster import _wire
 
                     session = c._session()
 
                     def put() -> None:
-                        request = etcdrpc.PutRequest(key=b"/bench/put", value=b"x")
-                        session.call("kv", "Put", request)
+                        session.call("/v3/kv/put", {"key": _wire.b64(b"/bench/put"),
+                                                    "value": _wire.b64(b"x")})
                     put()
-                    samples = _samples(put, n)
-                    for s in samples:
+                    baseline = samples(put, n)
+                    for s in baseline:
                         put_row.add("etcd put", s)
-                    baseline = samples
 
                     # The floor of acquire+release: two write transactions as small as a
                     # lock's can be (join an empty queue with a key on the lease; delete it
@@ -326,22 +338,14 @@ def run(quick: bool, notes: List[str]) -> List[Row]:
 
                     def floor() -> None:
                         key = queue + uuid.uuid4().hex.encode()
-                        empty = etcdrpc.Compare(key=queue, range_end=b"/bench/floor0",
-                                                target=etcdrpc.Compare.CREATE,
-                                                result=etcdrpc.Compare.EQUAL, create_revision=0)
-                        join = etcdrpc.RequestOp(request_put=etcdrpc.PutRequest(
-                            key=key, lease=lease))
-                        taken = session.call("kv", "Txn", etcdrpc.TxnRequest(
-                            compare=[empty], success=[join]))
-                        ours = etcdrpc.Compare(key=key, target=etcdrpc.Compare.CREATE,
-                                               result=etcdrpc.Compare.EQUAL,
-                                               create_revision=taken.header.revision)
-                        leave = etcdrpc.RequestOp(
-                            request_delete_range=etcdrpc.DeleteRangeRequest(key=key))
-                        session.call("kv", "Txn", etcdrpc.TxnRequest(compare=[ours],
-                                                                     success=[leave]))
+                        empty = _wire.compare(queue, "CREATE", "EQUAL", 0,
+                                              range_end=b"/bench/floor0")
+                        taken = session.txn(_wire.txn_request(
+                            [empty], [_wire.put(key, b"", lease)]))
+                        ours = _wire.compare(key, "CREATE", "EQUAL", taken.revision)
+                        session.txn(_wire.txn_request([ours], [_wire.delete(key)]))
                     floor()
-                    for s in _samples(floor, n):
+                    for s in samples(floor, n):
                         floor_row.add("etcd put", s)
 
                     def also_put(r: Row) -> None:
@@ -365,6 +369,17 @@ def run(quick: bool, notes: List[str]) -> List[Row]:
                         for peer, address in others:
                             _handoff(r, peer, ctx,
                                      lambda: _RemoteLock(peer, address, _fresh()), rounds)
+
+                    for side, recipe in (("read", "ReadLock"), ("write", "WriteLock")):
+                        r = row(f"RWLock {side} acquire()+release(), uncontended ({where})")
+                        also_put(r)
+                        rw = c.RWLock(f"rw-{uuid.uuid4().hex}")
+                        _uncontended(r, "interlock",
+                                     rw.read_lock() if side == "read" else rw.write_lock(), n)
+                        if members == 1 and zookeeper is not None:
+                            _uncontended(r, "zookeeper",
+                                         _RemoteLock("zookeeper", zookeeper[1], _fresh(),
+                                                     recipe), n)
 
                     for procs in sizes:
                         r = row(f"Lock contended by {procs} processes, per acquire+release "

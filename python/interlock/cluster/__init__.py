@@ -14,16 +14,20 @@ attached to its etcd lease, which expires with it. See docs/cluster.md.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import weakref
+from multiprocessing import context as _mp_context
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
+from . import _fork  # noqa: F401 (registers the fork steps)
 from . import _keys
-from ._errors import ClusterError, ClusterUnavailableError, LockLostError, NotHeldError
+from ._errors import (AuthenticationError, ClusterError, ClusterUnavailableError,
+                      LockLostError, NotHeldError, PermissionDeniedError)
 from ._session import Config, drop_session, session_for, Session
 
 __all__ = ["connect", "Cluster", "ClusterError", "ClusterUnavailableError", "LockLostError",
-           "NotHeldError"]
+           "NotHeldError", "AuthenticationError", "PermissionDeniedError"]
 
 DEFAULT_TIMEOUT = 10.0
 Endpoints = Union[str, Sequence[str]]
@@ -63,6 +67,12 @@ def _positive(value: Any, what: str) -> float:
     return seconds
 
 
+def _optional_str(value: Any, what: str) -> Optional[str]:
+    if value is not None and not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
+    return None if value is None else os.fspath(value)
+
+
 def connect(endpoints: Endpoints, *, namespace: str = "interlock", lease_ttl: float = 10.0,
             timeout: float = DEFAULT_TIMEOUT, user: Optional[str] = None,
             password: Optional[str] = None, ca_cert: Optional[str] = None,
@@ -74,19 +84,60 @@ def connect(endpoints: Endpoints, *, namespace: str = "interlock", lease_ttl: fl
     ``namespace`` keeps this program's primitives apart from others'. ``lease_ttl`` is how long
     a process may be silent (dead, stopped or cut off) before everything it holds is released
     for others: see docs/cluster.md on sizing it. ``timeout`` bounds how long any call waits
-    for the cluster while it is unreachable. ``user``/``password`` log in to etcd;
-    ``ca_cert`` (with ``cert_key`` and ``cert_cert`` for client certificates) turns on TLS.
+    for the cluster while it is unreachable. ``user`` and ``password`` log in to etcd
+    (AuthenticationError, a PermissionError, when etcd refuses them). ``ca_cert`` (the CA
+    that signed the members' certificates) turns on TLS; ``cert_cert`` and ``cert_key`` add a
+    client certificate. See docs/cluster.md, "Security", for what travels in pickles.
     """
+    for name, value in (("user", user), ("password", password)):
+        _optional_str(value, name)
+    if (user is None) != (password is None):
+        raise ValueError("user and password go together: give both or neither")
+    given = (("user", user), ("ca_cert", ca_cert), ("cert_key", cert_key),
+             ("cert_cert", cert_cert))
+    options = {k: _optional_str(v, k) for k, v in given if v is not None}
+    if (cert_key is None) != (cert_cert is None):
+        raise ValueError("cert_cert and cert_key go together: give both or neither")
+    if cert_cert is not None and ca_cert is None:
+        raise ValueError("a client certificate needs TLS: give ca_cert too")
     config = Config(_parse_endpoints(endpoints), _keys.check_namespace(namespace),
                     _positive(lease_ttl, "lease_ttl"), _positive(timeout, "timeout"),
-                    {k: v for k, v in (("user", user), ("password", password),
-                                       ("ca_cert", ca_cert), ("cert_key", cert_key),
-                                       ("cert_cert", cert_cert)) if v is not None})
+                    options, password)
     if config.lease_ttl < 2:
         raise ValueError("lease_ttl must be at least 2 seconds (etcd's minimum lease)")
     cluster = Cluster(config)
-    cluster.ping()
+    try:
+        cluster.ping()
+    except BaseException:
+        cluster.close()
+        raise
+    if password is not None:
+        _remember_password(config, password)
     return cluster
+
+
+# The passwords this process was given, by (endpoints, user): a primitive that arrives here in
+# a pickle, which carries none, takes its password from here (see Cluster.__reduce__).
+_passwords: Dict[Tuple[Any, ...], str] = {}
+_passwords_lock = threading.Lock()
+
+
+def _remember_password(config: Config, password: str) -> None:
+    with _passwords_lock:
+        _passwords[(tuple(config.endpoints), config.options.get("user"))] = password
+
+
+def _known_password(endpoints: Sequence[Tuple[str, int]], user: str) -> Optional[str]:
+    """The password for `user` at `endpoints` in this process: one given to connect() (or
+    received from the parent that started this process), else INTERLOCK_ETCD_PASSWORD when
+    INTERLOCK_ETCD_USER is unset or names the same user."""
+    with _passwords_lock:
+        known = _passwords.get((tuple(endpoints), user))
+    if known is not None:
+        return known
+    if os.environ.get("INTERLOCK_ETCD_USER", user) == user:
+        return os.environ.get("INTERLOCK_ETCD_PASSWORD")
+    return None
 
 
 class Cluster:
@@ -123,10 +174,16 @@ class Cluster:
         return self._config.timeout
 
     def _state(self) -> Tuple[Any, ...]:
+        """What identifies the connection; never the password."""
         return self._config.key()
 
     def __reduce__(self) -> Tuple[Any, ...]:
-        return (_cluster_from_state, (self._state(),))
+        # The password travels only to a child that multiprocessing is starting (as the local
+        # primitives travel only then): any other pickle (a task's arguments, a queue, a
+        # file) carries none, and the process that unpickles it supplies its own.
+        spawning = _mp_context.get_spawning_popen() is not None
+        return (_cluster_from_state, (self._state(),
+                                      self._config.password if spawning else None))
 
     def __repr__(self) -> str:
         return (f"<interlock.cluster.Cluster {','.join(self.endpoints)} "
@@ -140,11 +197,10 @@ class Cluster:
         return session_for(self._config)
 
     def ping(self) -> None:
-        """Checks that a member answers (ClusterUnavailableError otherwise)."""
-        from pyetcd import etcdrpc
-
-        self._session().call("kv", "Range", etcdrpc.RangeRequest(
-            key=f"/{self.namespace}/".encode(), limit=1, keys_only=True))
+        """Checks that a member answers, and that this user may read the namespace
+        (ClusterUnavailableError, AuthenticationError or PermissionDeniedError otherwise)."""
+        prefix = f"/{self.namespace}/".encode()
+        self._session().range(prefix, _keys.prefix_end(prefix), limit=1, keys_only=True)
 
     def close(self) -> None:
         """Revokes this process's lease and closes its connection (idempotent)."""
@@ -165,12 +221,13 @@ class Cluster:
         from ._condition import Condition
         from ._event import Event
         from ._lock import Lock, RLock
+        from ._rwlock import RWLock
         from ._semaphore import BoundedSemaphore, Semaphore
 
         classes: Dict[str, Callable[..., Any]] = {
             "Lock": Lock, "RLock": RLock, "Semaphore": Semaphore,
             "BoundedSemaphore": BoundedSemaphore, "Condition": Condition, "Event": Event,
-            "Barrier": Barrier}
+            "Barrier": Barrier, "RWLock": RWLock}
         made = classes[kind](self, name, **params)
         return made
 
@@ -193,6 +250,13 @@ class Cluster:
     def RLock(self, name: str) -> Any:  # noqa: N802
         """The cluster recursive lock called ``name``."""
         return self._cached("RLock", name)
+
+    def RWLock(self, name: str, prefer: str = "writers") -> Any:  # noqa: N802
+        """The cluster reader-writer lock called ``name``: see
+        :class:`interlock.cluster._rwlock.RWLock`. Readers and writers are served in order of
+        arrival, so ``prefer`` is ``"writers"`` only (ValueError otherwise)."""
+        from ._rwlock import check_prefer
+        return self._cached("RWLock", name, prefer=check_prefer(prefer))
 
     def Semaphore(self, name: str, value: int = 1) -> Any:  # noqa: N802
         """The cluster semaphore called ``name``, made with ``value`` permits if new."""
@@ -219,25 +283,32 @@ class Cluster:
     def delete(self, name: str) -> None:
         """Forgets the primitive called ``name``: deletes every key it has in etcd. Processes
         still using it see a new, empty primitive of no kind."""
-        from ._primitive import delete
+        from ._wire import delete, txn_request
 
         prefix = f"/{self.namespace}/{_keys.check_name(name)}/".encode()
-        from pyetcd import etcdrpc
-
-        self._session().call("kv", "Txn", etcdrpc.TxnRequest(
-            compare=[], success=[delete(prefix, _keys.prefix_end(prefix))], failure=[]))
+        self._session().txn(txn_request([], [delete(prefix, _keys.prefix_end(prefix))]))
 
 
 _clusters: Dict[Tuple[Any, ...], Cluster] = {}
 _clusters_lock = threading.Lock()
 
 
-def _cluster_from_state(state: Tuple[Any, ...]) -> Cluster:
-    """The Cluster a pickled primitive belongs to, in this process (one per connection)."""
+def _cluster_from_state(state: Tuple[Any, ...], password: Optional[str] = None) -> Cluster:
+    """The Cluster a pickled primitive belongs to, in this process (one per connection). A
+    password comes along only to a child that multiprocessing started; otherwise this
+    process's own is used (_known_password), and without one, the first request raises
+    AuthenticationError."""
+    endpoints, namespace, lease_ttl, timeout, options = state
+    user = dict(options).get("user")
+    if password is not None:
+        config = Config(list(endpoints), namespace, lease_ttl, timeout, dict(options), password)
+        _remember_password(config, password)
+    elif user is not None:
+        password = _known_password(endpoints, user)
     with _clusters_lock:
         cluster = _clusters.get(state)
-        if cluster is None or cluster._closed:
-            endpoints, namespace, lease_ttl, timeout, options = state
+        if cluster is None or cluster._closed or (
+                password is not None and cluster._config.password is None):
             cluster = _clusters[state] = Cluster(
-                Config(list(endpoints), namespace, lease_ttl, timeout, dict(options)))
+                Config(list(endpoints), namespace, lease_ttl, timeout, dict(options), password))
         return cluster

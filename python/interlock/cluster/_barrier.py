@@ -27,13 +27,14 @@ import json
 import threading
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from ._awaitable import BarrierAsync
 from ._errors import LeaseNotFound
-from ._keys import prefix_end
-from ._primitive import (Primitive, compare, deadline_of, delete, get, get_prefix, load_json,
-                         put)
+from ._keys import DELETE, OLDEST_FIRST, PUT, prefix_end
+from ._primitive import Primitive, deadline_of, get_prefix, load_json
+from ._wire import compare, delete, get, put
 
 
-class Barrier(Primitive):
+class Barrier(BarrierAsync, Primitive):
     """A barrier shared by every process that asks for its name: see multiprocessing.Barrier.
     ``wait(timeout=None)`` returns a distinct index in range(parties); ``action`` runs in one
     party per round before any is released; ``abort()``, ``reset()``, ``broken``,
@@ -66,7 +67,7 @@ class Barrier(Primitive):
     def __reduce__(self) -> Tuple[Any, ...]:
         from ._primitive import _rebuild
 
-        return (_rebuild_barrier, (_rebuild, self._cluster._state(), self.name,
+        return (_rebuild_barrier, (_rebuild, self._cluster, self.name,
                                    self._parties, self._action, self._timeout))
 
     @property
@@ -78,8 +79,7 @@ class Barrier(Primitive):
     def _look(self) -> Tuple[int, bytes, bool, List[Any], int]:
         """(round, gen's raw value, broken, this round's keys in creation order, revision)."""
         t = self._read(get(self._key("gen")), get(self._key("broken")),
-                       get_prefix(self._key("a", ""), keys_only=True, sort_target=_CREATE,
-                                  sort_order=_ASCEND))
+                       get_prefix(self._key("a", ""), keys_only=True, **OLDEST_FIRST))
         raw = t.value(0) or b""
         gen = _round_of(raw)
         mine = self._round_prefix(gen)
@@ -143,7 +143,7 @@ class Barrier(Primitive):
                 t = self._txn([self._gen_unchanged(raw), compare(broken_key, "CREATE", "EQUAL", 0)],
                               [put(key, b"", session.lease()),
                                get_prefix(self._round_prefix(gen), keys_only=True,
-                                          sort_target=_CREATE, sort_order=_ASCEND)],
+                                          **OLDEST_FIRST)],
                               [get(gen_key), get(broken_key)])
             except LeaseNotFound:
                 continue  # refused whole: again, on a new lease
@@ -213,22 +213,22 @@ class Barrier(Primitive):
         outcome: List[str] = []
 
         def decide(events: List[Any]) -> bool:
-            moved = [e for e in events if e.kv.key == gen_key and e.type == 0]
+            moved = [e for e in events if e.kv.key == gen_key and e.type == PUT]
             if moved and _round_of(moved[-1].kv.value) > gen:
                 self._gen_seen = moved[-1].kv.value
                 record = load_json(moved[-1].kv.value, {})
                 outcome.append("released" if record.get("via") == "round" else "reset")
                 return True
-            if any(e.kv.key == broken_key and e.type == 0 for e in events):
+            if any(e.kv.key == broken_key and e.type == PUT for e in events):
                 outcome.append("broken")
                 return True
             for e in events:
                 if not e.kv.key.startswith(slots):
                     continue
-                if e.type == 0 and e.kv.version == 1 and later[0] > 0:
+                if e.type == PUT and e.kv.version == 1 and later[0] > 0:
                     parties.add(e.kv.key)  # a party that arrived after us
                     later[0] -= 1
-                elif e.type == 1 and e.kv.key in parties:
+                elif e.type == DELETE and e.kv.key in parties:
                     outcome.append("party gone")  # its key vanished without the round ending
                     return True
             return False
@@ -275,16 +275,13 @@ class Barrier(Primitive):
             return f"{where}>"
 
 
-_CREATE, _ASCEND = 2, 1  # RangeRequest's sort_target and sort_order
-
-
 def _round_of(raw: bytes) -> int:
     """The round number in gen's raw value (0 before the first round)."""
     return int(load_json(raw, {"gen": 0})["gen"])
 
 
-def _rebuild_barrier(rebuild: Any, state: Any, name: str, parties: int, action: Any,
+def _rebuild_barrier(rebuild: Any, cluster: Any, name: str, parties: int, action: Any,
                      timeout: Any) -> Barrier:
-    barrier = rebuild(state, "Barrier", name, {"parties": parties})
+    barrier = rebuild(cluster, "Barrier", name, {"parties": parties})
     barrier._action, barrier._timeout = action, timeout
     return barrier  # type: ignore[no-any-return]

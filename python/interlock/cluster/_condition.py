@@ -19,11 +19,12 @@ import time
 from typing import Any, Callable, Dict, Optional, TypeVar
 
 from .. import OwnerDiedError
+from ._awaitable import ConditionAsync
 from ._errors import LeaseNotFound, NotHeldError
-from ._keys import prefix_end
+from ._keys import DELETE, OLDEST_FIRST, prefix_end
 from ._lock import Lock, RLock
-from ._primitive import (Primitive, compare, deadline_of, delete, get, get_prefix, put,
-                         remaining)
+from ._primitive import Primitive, deadline_of, get_prefix, remaining
+from ._wire import compare, delete, get, put
 
 _T = TypeVar("_T")
 
@@ -39,7 +40,7 @@ class _Counter:
         self.get_value = get_value
 
 
-class Condition(Primitive):
+class Condition(ConditionAsync, Primitive):
     """A condition variable shared by every process that asks for its name: see
     multiprocessing.Condition. ``lock`` is a cluster Lock or RLock of the same cluster; when
     None, the condition has an RLock of its own. ``wait``, ``wait_for``, ``notify(n=1)`` and
@@ -111,7 +112,7 @@ class Condition(Primitive):
             while remaining(deadline) != 0:
                 changed = self._wait_for_change(
                     waiting, prefix_end(waiting), after, deadline,
-                    lambda events: any(e.kv.key == key and (e.type == 1 or e.kv.value == b"n")
+                    lambda events: any(e.kv.key == key and (e.type == DELETE or e.kv.value == b"n")
                                        for e in events))
                 if changed is not None:
                     break
@@ -155,7 +156,7 @@ class Condition(Primitive):
         waiting = self._key("w", "")
         left = int(n)
         while left > 0:
-            t = self._read(get_prefix(waiting, sort_target=2, sort_order=1))  # oldest first
+            t = self._read(get_prefix(waiting, **OLDEST_FIRST))
             candidates = [kv for kv in t.kvs(0) if kv.value == b""][:left]
             if not candidates:
                 return

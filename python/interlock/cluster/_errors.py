@@ -29,3 +29,13 @@ class NotHeldError(RuntimeError, AssertionError):
 class LeaseNotFound(ClusterError):
     """(internal) etcd refused a key on this process's lease, which has expired. The request
     changed nothing; the primitives retry it on a new lease, where that is safe."""
+
+
+class AuthenticationError(ClusterError, PermissionError):
+    """etcd did not accept the user and password given to ``connect()``, or it requires them
+    and none were given. Raised at once: no member will accept them either."""
+
+
+class PermissionDeniedError(ClusterError, PermissionError):
+    """etcd's role-based access control refused a request: the user's roles do not grant
+    read and write access to the namespace's keys (docs/cluster.md, "Security")."""

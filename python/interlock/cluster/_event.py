@@ -1,19 +1,26 @@
-"""Event on etcd: one key, ``flag`` ("1" set, "0" clear).
+"""Event on etcd: two keys, ``flag`` ("1" set, "0" clear) and ``sets``, which every set()
+writes again in the same transaction (its mod revision says when the last set() was).
 
-wait() reads the flag at revision r and, unless it is set, watches it from r + 1 for a write
-of "1": a set() that lands between the read and the watch is still seen, and one followed at
+wait() reads both at revision r and, unless the flag is set, waits for a write of ``sets``
+after r: a set() that lands between the read and the wait is still seen, and one followed at
 once by a clear() still wakes the waiter, as threading.Event's wait returns True for a set that
-happened while it waited.
+happened while it waited. When the watch cannot vouch for every change since r (it was
+re-created after etcd compacted its history, or its buffer overflowed), the waiter reads the
+keys again: a ``sets`` written after r is a set() it would have seen. So no set() is ever lost,
+and clear() wakes no one.
 """
 
 from __future__ import annotations
 
 from typing import Any, Optional
 
-from ._primitive import Primitive, deadline_of, get, put, remaining
+from ._awaitable import EventAsync
+from ._primitive import Primitive, deadline_of, remaining
+from ._wire import get, put
+from ._keys import PUT
 
 
-class Event(Primitive):
+class Event(EventAsync, Primitive):
     """An event flag shared by every process that asks for its name: see
     multiprocessing.Event. ``set()``, ``clear()``, ``is_set()`` and ``wait(timeout=None)``."""
 
@@ -24,7 +31,7 @@ class Event(Primitive):
         self._register()
 
     def set(self) -> None:
-        self._txn([], [put(self._key("flag"), b"1")])
+        self._txn([], [put(self._key("flag"), b"1"), put(self._key("sets"), b"")])
 
     def clear(self) -> None:
         self._txn([], [put(self._key("flag"), b"0")])
@@ -34,16 +41,20 @@ class Event(Primitive):
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         deadline = deadline_of(timeout)
-        flag = self._key("flag")
+        flag, sets = self._key("flag"), self._key("sets")
+        since = None  # the revision of the first look: a set() after it ends the wait
         while True:
-            t = self._read(get(flag))
+            t = self._read(get(flag), get(sets))
             if t.value(0) == b"1":
                 return True
+            if since is None:
+                since = t.revision
+            elif t.kvs(1) and t.kvs(1)[0].mod_revision > since:
+                return True  # set (and cleared again) in a stretch the watch could not see
             if remaining(deadline) == 0:
                 return False
-            changed = self._wait_for_change(
-                flag, b"", t.revision, deadline,
-                lambda events: any(e.kv.value == b"1" and e.type == 0 for e in events))
+            changed = self._wait_for_change(sets, b"", t.revision, deadline,
+                                            lambda events: any(e.type == PUT for e in events))
             if changed is not None:
                 return changed  # True: set meanwhile (even if cleared since); False: timeout
 

@@ -26,7 +26,9 @@ of the new owner):
   lease expired) and release() raises LockLostError, changing nothing.
 * A waiter that times out leaves the queue only if an older key remains (one transaction);
   if none does, the lock was handed to it and the acquisition succeeds. A waiter interrupted
-  by an exception deletes its key whatever it is.
+  by an exception (Ctrl-C, a cancelled awaiting task) leaves the same way, and if the lock
+  was handed to it, releases it as a holder does: the next waiter sees a release, not a
+  death.
 * A look (also taken when the watch cannot vouch for every change since the last one: a new
   watch, or an overrun) reads the newest older key, which becomes the predecessor, and the
   record. With no older key left the waiter owns the lock, and the record tells whether the
@@ -38,6 +40,10 @@ of the new owner):
   deletes the current owner's key, writes the record the same way, and leaves a marker
   ``r/<key>`` on the owner's lease, by which the owner later tells "released on my behalf"
   from "lost".
+* A **stray** (a join that a stopped member applies late, after its call was answered
+  elsewhere: see Session.is_stray) is taken out by its own process when it joins, looks,
+  sees the key arrive on its watch, or releases (the release reads the keys named on its
+  lease in the same transaction), as an interrupted waiter leaves.
 * The **fencing token** of a hold is its key's create revision: every acquisition's is
   greater than any earlier one's.
 
@@ -49,30 +55,30 @@ knows the key went by its own first attempt: a key on a live lease only goes by 
 
 from __future__ import annotations
 
-import json
+import multiprocessing
 import operator
 import threading
 import time
 from typing import Any, List, Optional, Tuple
 
 from .. import OwnerDiedError
-from pyetcd import etcdrpc
 
+from .._async_common import RLockAsync
+from ._async import finishing
+from ._awaitable import LockAsync
 from ._errors import ClusterError, LeaseNotFound, LockLostError
-from ._keys import prefix_end
-from ._primitive import (Primitive, compare, deadline_of, delete, get, get_prefix, load_json,
-                         put, txn_op)
+from ._keys import DELETE, NEWEST_FIRST, OLDEST_FIRST, PUT, HolderRecord, prefix_end
+from ._primitive import Primitive, deadline_of, get_prefix
+from ._wire import compare, delete, get, put, txn_op
 
 # What a waiter's turn came to (see Lock._await_turn).
 _CLEAN, _DIED, _REQUEUE, _LOOK = "clean", "died", "requeue", "look"
-_CREATE, _DESCEND = 2, 2  # RangeRequest's sort_target and sort_order
 
 
-def _released_by(record: bytes, key: bytes) -> bool:
-    """Whether a holder record says `key` released the lock (or handed it on)."""
-    value = load_json(record, {})
-    return bool(value.get("key") == key.decode() and
-                value.get("state") in ("released", "handed"))
+def _let_go_by(raw: bytes, key: bytes) -> bool:
+    """Whether a holder record's raw value says `key` released the lock or handed it on."""
+    record = HolderRecord.parse(raw)
+    return record is not None and record.let_go_by(key)
 
 
 class _Hold:
@@ -93,7 +99,7 @@ def _block_flag(block: Any) -> bool:
     return bool(operator.index(block)) if not isinstance(block, bool) else block
 
 
-class Lock(Primitive):
+class Lock(LockAsync, Primitive):
     """A lock shared by every process that asks for its name: see multiprocessing.Lock.
 
     ``acquire(block=True, timeout=None)``, ``release()``, ``locked()``, the context manager
@@ -144,55 +150,87 @@ class Lock(Primitive):
 
     def _record(self, key: bytes, state: str, op: str = "") -> bytes:
         """The holder record: `state` ("held", "released" or "handed") by `key`."""
-        return json.dumps({"key": key.decode(), "state": state, "op": op}).encode()
+        return HolderRecord(key.decode(), state, op).encode()
 
     def _owner_died(self, previous: Optional[bytes], mine: bytes) -> bool:
         """Whether the record a free lock's taker replaced says its last owner vanished."""
-        record = load_json(previous, None)
-        return bool(record and record.get("state") != "released" and
-                    record.get("key") != mine.decode())
+        record = HolderRecord.parse(previous)
+        return bool(record and record.state != "released" and record.key != mine.decode())
 
     def _take(self, deadline: Optional[float]) -> Optional[Tuple[_Hold, bool]]:
         """One transaction takes a free lock (writing the holder record, and reading the one it
         replaces), or joins the queue and returns every key before ours; then the waiter
         follows the queue's changes until no older key is left."""
         session = self._session()
-        queue = self._queue()
-        holder = self._key("holder")
         blocking = deadline is None or deadline > time.monotonic()
         while True:
             lease = session.lease()
             key = self._key("q", session.new_id())
+            session.use_key(key)
+            kept = False
             try:
-                t = self._txn(
-                    [compare(queue, "CREATE", "EQUAL", 0, range_end=prefix_end(queue))],
-                    [put(key, b"", lease), put(holder, self._record(key, "held"), previous=True)],
-                    [get_prefix(queue, keys_only=True, limit=1, sort_target=_CREATE,
-                                sort_order=_DESCEND), get(key)]
-                    + ([put(key, b"", lease)] if blocking else []))
+                taken = self._join(key, lease, blocking, deadline)
+                kept = taken is not None and taken is not _REQUEUE
             except LeaseNotFound:
                 continue  # refused whole: again, on a new lease
-            if t.succeeded:  # our key was created at the transaction's revision
-                return _Hold(key, t.revision, lease), self._owner_died(t.value(1), key)
-            mine = t.kvs(1)
-            if mine:
-                # A retried transaction whose first attempt landed: our key is in the queue
-                # (and its predecessor unknown: a look finds it).
-                revision, before = mine[0].create_revision, None
-            elif not blocking:
-                return None
-            else:
-                revision, before = t.revision, t.kvs(0)[0].key
-            try:
-                outcome = self._await_turn(key, revision, before, t.revision, deadline)
-            except BaseException:
-                self._leave(key, revision)  # Ctrl-C, or the cluster became unreachable
-                raise
-            if outcome is None:
-                return None  # timed out
-            if outcome != _REQUEUE:
-                return _Hold(key, revision, lease), outcome == _DIED
+            finally:
+                if not kept:
+                    session.drop_key(key)
+            if taken is not _REQUEUE:
+                return taken  # type: ignore[no-any-return]
             self._txn([], [delete(self._marker(key))])
+
+    def _join(self, key: bytes, lease: int, blocking: bool, deadline: Optional[float]) -> Any:
+        """_take's one round with `key`: the hold and whether its owner died, None (not
+        taken), or _REQUEUE (the key was lost while it waited)."""
+        queue = self._queue()
+        holder = self._key("holder")
+        own = self._own(key)
+        t = self._txn(
+            [compare(queue, "CREATE", "EQUAL", 0, range_end=prefix_end(queue))],
+            [put(key, b"", lease), put(holder, self._record(key, "held"), previous=True)],
+            [get_prefix(queue, keys_only=True, limit=1, **NEWEST_FIRST), get(key),
+             get_prefix(own, keys_only=True)]
+            + ([put(key, b"", lease)] if blocking else []))
+        if t.succeeded:  # our key was created at the transaction's revision
+            return _Hold(key, t.revision, lease), self._owner_died(t.value(1), key)
+        mine = t.kvs(1)
+        if mine:
+            # A retried transaction whose first attempt landed: our key is in the queue
+            # (and its predecessor unknown: a look finds it).
+            revision, before = mine[0].create_revision, None
+        elif not blocking:
+            return None
+        else:
+            revision, before = t.revision, t.kvs(0)[0].key
+        if self._delete_strays(t.kvs(2)):
+            before = None  # the predecessor may have been one: look
+        try:
+            outcome = self._await_turn(key, revision, before, t.revision, deadline)
+        except BaseException:
+            # Ctrl-C, a cancelled awaiting task, or the cluster became unreachable.
+            self._leave_or_pass_on(key, revision, lease)
+            raise
+        if outcome is None:
+            return None  # timed out
+        if outcome == _REQUEUE:
+            return _REQUEUE
+        return _Hold(key, revision, lease), outcome == _DIED
+
+    def _own(self, key: bytes) -> bytes:
+        """The prefix of every queue key named on the lease that named `key`."""
+        return self._key("q", key.rsplit(b"/", 1)[1].split(b"-", 1)[0].decode() + "-")
+
+    def _delete_strays(self, kvs: List[Any]) -> bool:
+        """Takes the strays among `kvs` (queue keys: see Session.is_stray) out of the queue,
+        each only if it is still the key that was read, as an interrupted waiter leaves: a
+        stray that owns the lock releases it (writing the record), so that the next waiter
+        is not told of an owner that died. True if there were any."""
+        session = self._session()
+        strays = [kv for kv in kvs if session.is_stray(kv.key)]
+        for kv in strays:
+            self._leave_or_pass_on(kv.key, kv.create_revision, kv.lease)
+        return bool(strays)
 
     def _await_turn(self, key: bytes, revision: int, before: Optional[bytes], seen: int,
                     deadline: Optional[float]) -> Any:
@@ -202,27 +240,34 @@ class Lock(Primitive):
         or None (timed out, out of the queue)."""
         holder = self._key("holder")
         outcome: List[Any] = []
+        strays: List[Any] = []
+        session = self._session()
 
         def follow(events: List[Any]) -> bool:
             # Events come in revision order, a transaction's together.
+            strays.extend(e.kv for e in events if e.type == PUT and e.kv.key != holder
+                          and session.is_stray(e.kv.key))
             predecessor = before
             if predecessor is None:
-                return False
+                return bool(strays)
             for e in events:
-                if e.type == 1 and e.kv.key == predecessor:
-                    handed = any(r.kv.key == holder and r.type == 0 and
+                if e.type == DELETE and e.kv.key == predecessor:
+                    handed = any(r.kv.key == holder and r.type == PUT and
                                  r.kv.mod_revision == e.kv.mod_revision and
-                                 _released_by(r.kv.value, predecessor) for r in events)
+                                 _let_go_by(r.kv.value, predecessor) for r in events)
                     outcome.append(_CLEAN if handed else _LOOK)
                     return True
-            return False
+            return bool(strays)
 
         while True:
             if before is not None:
                 outcome.clear()
                 done = self._wait_for_change(holder, prefix_end(self._queue()), seen, deadline,
                                              follow, wake_on=before)
-                if done and outcome[0] == _CLEAN:
+                if strays:
+                    self._delete_strays(strays)
+                    strays.clear()
+                if done and outcome and outcome[0] == _CLEAN:
                     return _CLEAN
                 if done is False and self._leave_unless_owner(key, revision):
                     return None  # timed out, and an older key remained
@@ -234,6 +279,8 @@ class Lock(Primitive):
             if not look.kvs(2):
                 return _REQUEUE
             older = look.kvs(0)
+            if self._delete_strays(older):
+                continue  # look again
             if not older:
                 return _DIED if self._died_before(look.kvs(1), key, revision) else _CLEAN
             before = max(older, key=lambda kv: kv.create_revision).key
@@ -244,21 +291,20 @@ class Lock(Primitive):
         owner before us vanish while holding it? (See the protocol above.)"""
         if not record_kvs:
             return False
-        record = load_json(record_kvs[0].value, {})
-        state, written = record.get("state"), record_kvs[0].mod_revision
-        if record.get("key") == key.decode() or state == "released":
+        record = HolderRecord.parse(record_kvs[0].value) or HolderRecord("", "")
+        state, written = record.state, record_kvs[0].mod_revision
+        if record.key == key.decode() or state == "released":
             return False
         if state == "held" or written < revision:
             return True  # its owner (not us: we were not in the queue yet) left no record
         try:  # handed on after we joined: to us, unless a key older than ours was still there
             q = self._queue()
             # (etcd counts a range before it applies max_create_revision: read the keys.)
-            at = self._session().call("kv", "Range", etcdrpc.RangeRequest(
-                key=q, range_end=prefix_end(q), max_create_revision=revision - 1,
-                revision=written, keys_only=True))
+            at = self._session().range(q, prefix_end(q), max_create_revision=revision - 1,
+                                       revision=written, keys_only=True)
         except ClusterError:
             return False  # that revision was compacted away: nothing says the owner died
-        return bool(at.kvs)
+        return bool(at)
 
     def _leave_unless_owner(self, key: bytes, revision: int) -> bool:
         """A timed-out waiter leaves the queue if an older key remains (True); if none does,
@@ -270,10 +316,14 @@ class Lock(Primitive):
                                   [delete(key)])])
         return not t.succeeded  # left (or our key was gone already)
 
-    def _leave(self, key: bytes, revision: int) -> None:
-        """Gives up a place in the queue (best effort: the lease removes it otherwise)."""
+    def _leave_or_pass_on(self, key: bytes, revision: int, lease: int) -> None:
+        """An interrupted waiter's exit: it leaves the queue if an older key remains; if none
+        does, the lock was handed to it while it waited, and it releases it as a holder does
+        (writing the record), so that the next waiter is not told of a holder that died.
+        Best effort: the lease removes the key otherwise."""
         try:
-            self._txn([compare(key, "CREATE", "EQUAL", revision)], [delete(key)])
+            if not self._leave_unless_owner(key, revision):
+                self._release_hold(_Hold(key, revision, lease))
         except Exception:
             pass
 
@@ -288,20 +338,30 @@ class Lock(Primitive):
         self._release_hold(hold)
 
     def _release_hold(self, hold: _Hold) -> None:
+        try:
+            self._give_back(hold)
+        finally:
+            self._session().drop_key(hold.key)  # given back, lost, or abandoned: not ours
+
+    def _give_back(self, hold: _Hold) -> None:
         op = self._session().op_id()
         holder = self._key("holder")
         marker = self._marker(hold.key)
         t = self._txn([compare(hold.key, "CREATE", "EQUAL", hold.revision)],
-                      [self._give_up(hold.key, hold.revision, op)],
+                      [self._give_up(hold.key, hold.revision, op),
+                       get_prefix(self._own(hold.key), keys_only=True)],
                       [get(marker), get(holder)])
         if t.succeeded:
+            # A stray that landed while we held the lock may be next in the queue: the lock
+            # was just handed to it, and it passes it on.
+            self._delete_strays(t.kvs(1))
             return
         if t.kvs(0):  # another process released it on our behalf meanwhile
             self._txn([], [delete(marker)])
             self._release_for_someone()
             return
-        record = load_json(t.value(1), {})
-        if record.get("op") == op:
+        record = HolderRecord.parse(t.value(1))
+        if record is not None and record.op == op:
             return  # our own release, whose reply was lost
         if self._session().lease_alive(hold.lease):
             # Our key is gone but our lease is not: a transaction deleted it, and with no
@@ -320,19 +380,16 @@ class Lock(Primitive):
                       [delete(key), put(holder, self._record(key, "released", op))],
                       [delete(key), put(holder, self._record(key, "handed", op))])
 
-    def _marker(self, key: bytes) -> bytes:
-        return self._key("r", key.rsplit(b"/", 1)[1].decode())
-
     def _release_for_someone(self) -> None:
         """release() by a process that does not hold the lock: multiprocessing allows it."""
         queue = self._queue()
         holder = self._key("holder")
         op = self._session().op_id()
         while True:
-            t = self._read(get_prefix(queue, limit=1, sort_target=2, sort_order=1), get(holder))
+            t = self._read(get_prefix(queue, limit=1, **OLDEST_FIRST), get(holder))
             if not t.kvs(0):
-                record = load_json(t.value(1), {})
-                if record.get("op") == op:
+                record = HolderRecord.parse(t.value(1))
+                if record is not None and record.op == op:
                     return  # our retried release had landed
                 raise ValueError("semaphore or lock released too many times")
             owner = t.kvs(0)[0]
@@ -378,11 +435,23 @@ class Lock(Primitive):
         return _acquire_uninterrupted(self)
 
     def __repr__(self) -> str:
-        owner = "this process" if self._hold is not None else "None"
-        return f"<interlock.cluster.Lock {self.name!r} (owner={owner})>"
+        # multiprocessing's format (CPython 3.13's tests check it): the owner is named when it
+        # is the calling thread; another holder is "SomeOtherThread" (of this process) or
+        # "SomeOtherProcess" (read from etcd). The name is in the `name` attribute.
+        try:
+            hold = self._hold
+            if hold is not None and hold.thread == threading.get_ident():
+                owner = _this_thread()
+            elif hold is not None:
+                owner = "SomeOtherThread"
+            else:
+                owner = "SomeOtherProcess" if self.locked() else "None"
+        except Exception:  # noqa: B902 -- a repr must not raise (the cluster may be away)
+            owner = "unknown"
+        return f"<Lock(owner={owner})>"
 
 
-class RLock(Lock):
+class RLock(RLockAsync, Lock):
     """A recursive lock shared by every process that asks for its name: see
     multiprocessing.RLock. The owning thread may acquire it again and must release it once
     per acquisition; a release by any other thread or process raises AssertionError."""
@@ -443,11 +512,28 @@ class RLock(Lock):
         return self._depth if self._owner == threading.get_ident() else 0
 
     def __repr__(self) -> str:
-        if self._owner == threading.get_ident():
-            owner, count = "this thread", str(self._depth)
-        else:
-            owner, count = ("another thread", "nonzero") if self._hold else ("None", "0")
-        return f"<interlock.cluster.RLock {self.name!r} ({owner}, {count})>"
+        # multiprocessing's format, as Lock's.
+        try:
+            if self._owner == threading.get_ident():
+                owner, count = _this_thread(), str(self._depth)
+            elif self._hold is not None:
+                owner, count = "SomeOtherThread", "nonzero"
+            elif self.locked():
+                owner, count = "SomeOtherProcess", "nonzero"
+            else:
+                owner, count = "None", "0"
+        except Exception:  # noqa: B902 -- a repr must not raise
+            owner, count = "unknown", "unknown"
+        return f"<RLock({owner}, {count})>"
+
+
+def _this_thread() -> str:
+    """How multiprocessing names the calling thread as an owner: the process's name, and the
+    thread's after a '|' unless it is the main thread."""
+    name = multiprocessing.current_process().name
+    if threading.current_thread().name != "MainThread":
+        name += "|" + threading.current_thread().name
+    return name
 
 
 def _acquire_uninterrupted(lock: Lock) -> bool:
@@ -456,15 +542,16 @@ def _acquire_uninterrupted(lock: Lock) -> bool:
     Returns True when the previous holder had died (the caller raises OwnerDiedError)."""
     interrupted: Optional[BaseException] = None
     died = False
-    while True:
-        try:
-            lock.acquire()
-            break
-        except OwnerDiedError:
-            died = True
-            break
-        except KeyboardInterrupt as exc:
-            interrupted = exc
+    with finishing():  # a cancelled awaiting task's wait takes the lock back too (_async.py)
+        while True:
+            try:
+                lock.acquire()
+                break
+            except OwnerDiedError:
+                died = True
+                break
+            except KeyboardInterrupt as exc:
+                interrupted = exc
     if interrupted is not None:
         raise interrupted
     return died

@@ -9,18 +9,21 @@ import time
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from pyetcd import etcdrpc
-
 from .. import _lifecycle
 from . import _keys
+from ._async import check_abandoned
 from ._errors import ClusterError
 from ._session import Session
+from ._wire import Cmp, Op, Txn, compare, get, put, txn_request
 
 if TYPE_CHECKING:
     from . import Cluster
 
-Op = Any  # an etcdrpc.RequestOp
-Cmp = Any  # an etcdrpc.Compare
+
+def get_prefix(prefix: bytes, **options: Any) -> Op:
+    """A range read of every key under `prefix`."""
+    return get(prefix, _keys.prefix_end(prefix), **options)
+
 
 FOREVER = 3.0e7  # seconds; "no timeout" in the waits below
 
@@ -40,81 +43,6 @@ def deadline_of(timeout: Optional[float]) -> Optional[float]:
 
 def remaining(deadline: Optional[float]) -> Optional[float]:
     return None if deadline is None else max(0.0, deadline - time.monotonic())
-
-
-# ---- requests ------------------------------------------------------------------------------
-
-def put(key: bytes, value: bytes, lease: int = 0, keep_lease: bool = False,
-        previous: bool = False) -> Op:
-    """A put; with `previous`, its answer carries the value it replaced (Txn.value reads it),
-    which saves a separate read in the same transaction."""
-    return etcdrpc.RequestOp(request_put=etcdrpc.PutRequest(
-        key=key, value=value, lease=lease, ignore_lease=keep_lease, prev_kv=previous))
-
-
-def get(key: bytes, range_end: bytes = b"", **options: Any) -> Op:
-    return etcdrpc.RequestOp(request_range=etcdrpc.RangeRequest(
-        key=key, range_end=range_end, **options))
-
-
-def get_prefix(prefix: bytes, **options: Any) -> Op:
-    return get(prefix, _keys.prefix_end(prefix), **options)
-
-
-def delete(key: bytes, range_end: bytes = b"") -> Op:
-    return etcdrpc.RequestOp(request_delete_range=etcdrpc.DeleteRangeRequest(
-        key=key, range_end=range_end))
-
-
-def txn_op(compares: Sequence["Cmp"], success: Sequence[Op], failure: Sequence[Op] = ()) -> Op:
-    """A transaction nested in another's branch (its answer: Txn.results[i], a TxnResponse)."""
-    return etcdrpc.RequestOp(request_txn=etcdrpc.TxnRequest(
-        compare=list(compares), success=list(success), failure=list(failure)))
-
-
-def compare(key: bytes, target: str, result: str, value: Any,
-            range_end: bytes = b"") -> Cmp:
-    """Compare(key[, range], CREATE|MOD|VERSION|VALUE, EQUAL|GREATER|LESS|NOT_EQUAL, value).
-    Over a range, every key in it must satisfy the comparison; an empty range compares as one
-    key that does not exist (revisions and version 0)."""
-    c = etcdrpc.Compare(key=key, range_end=range_end,
-                        target=getattr(etcdrpc.Compare, target),
-                        result=getattr(etcdrpc.Compare, result))
-    if target == "CREATE":
-        c.create_revision = value
-    elif target == "MOD":
-        c.mod_revision = value
-    elif target == "VERSION":
-        c.version = value
-    else:
-        c.value = value
-    return c
-
-
-class Txn:
-    """The answer to a transaction: whether its comparisons held, the revision it ran at, and
-    the answers of its operations (ranges as lists of KeyValue messages)."""
-
-    def __init__(self, response: Any) -> None:
-        self.succeeded: bool = response.succeeded
-        self.revision: int = response.header.revision
-        self.results: List[Any] = []
-        for r in response.responses:
-            kind = r.WhichOneof("response")
-            if kind == "response_range":
-                self.results.append(list(r.response_range.kvs))
-            else:
-                self.results.append(getattr(r, kind))
-
-    def kvs(self, index: int) -> List[Any]:
-        return self.results[index]  # type: ignore[no-any-return]
-
-    def value(self, index: int) -> Optional[bytes]:
-        """The value a range read found, or the one a put(previous=True) replaced."""
-        result = self.results[index]
-        if isinstance(result, list):
-            return result[0].value if result else None
-        return result.prev_kv.value if result.HasField("prev_kv") else None
 
 
 # ---- the primitives' base ----------------------------------------------------------------
@@ -153,6 +81,10 @@ class Primitive:
     def _key(self, *parts: str) -> bytes:
         return self._prefix + "/".join(parts).encode()
 
+    def _marker(self, key: bytes) -> bytes:
+        """The ``r/<owner>`` key that says `key`'s hold was released on its owner's behalf."""
+        return self._key("r", _keys.owner_of(key))
+
     # -- talking to etcd -------------------------------------------------------------------
 
     def _session(self) -> Session:
@@ -160,9 +92,7 @@ class Primitive:
 
     def _txn(self, compares: Sequence[Cmp], success: Sequence[Op],
              failure: Sequence[Op] = (), deadline: Optional[float] = None) -> Txn:
-        request = etcdrpc.TxnRequest(compare=list(compares), success=list(success),
-                                     failure=list(failure))
-        return Txn(self._session().call("kv", "Txn", request, deadline))
+        return self._session().txn(txn_request(compares, success, failure), deadline)
 
     def _read(self, *ops: Op, deadline: Optional[float] = None) -> Txn:
         """Several reads at one revision (a transaction with no comparison)."""
@@ -187,12 +117,9 @@ class Primitive:
             watch.interested(wake_on, +1)
             try:
                 while True:
-                    if watch.error is not None:
-                        raise watch.error
-                    complete = watch.complete_after
-                    if complete is None or after < complete or after < watch.dropped_through:
+                    new = watch.changes_after(after)
+                    if new is None:
                         return None
-                    new = [event for revision, event in watch.buffer if revision > after]
                     if new:
                         after = new[-1].kv.mod_revision
                         if done(new):
@@ -201,6 +128,7 @@ class Primitive:
                     left = remaining(deadline)
                     if left is not None and left <= 0:
                         return False
+                    check_abandoned()  # an awaiting task was cancelled (_async.py)
                     watch.cond.wait(0.25 if left is None else min(left, 0.25))
             finally:
                 watch.interested(wake_on, -1)
@@ -215,8 +143,7 @@ class Primitive:
     # -- pickling --------------------------------------------------------------------------
 
     def __reduce__(self) -> Tuple[Any, ...]:
-        return (_rebuild, (self._cluster._state(), type(self).__name__, self.name,
-                           self._params()))
+        return (_rebuild, (self._cluster, type(self).__name__, self.name, self._params()))
 
     def __repr__(self) -> str:
         return f"<interlock.cluster.{type(self).__name__} {self.name!r}>"
@@ -233,12 +160,8 @@ def _forget_holds_in_child() -> None:
 _lifecycle.register("cluster_holds", after_in_child=_forget_holds_in_child)
 
 
-def _rebuild(cluster_state: Tuple[Any, ...], kind: str, name: str,
-             params: Dict[str, Any]) -> Primitive:
+def _rebuild(cluster: "Cluster", kind: str, name: str, params: Dict[str, Any]) -> Primitive:
     """Unpickling: the same primitive, through this process's connection to the cluster."""
-    from . import _cluster_from_state
-
-    cluster = _cluster_from_state(cluster_state)
     primitive: Primitive = cluster._cached(kind, name, **params)
     return primitive
 

@@ -24,11 +24,12 @@ import json
 import operator
 from typing import Any, Dict, List, Optional, Tuple
 
+from ._awaitable import SemaphoreAsync
 from ._errors import LeaseNotFound, LockLostError
-from ._keys import prefix_end
+from ._keys import OLDEST_FIRST, prefix_end
 from ._lock import _block_flag
-from ._primitive import (Primitive, compare, deadline_of, delete, get, get_prefix, load_json,
-                         put, remaining)
+from ._primitive import Primitive, deadline_of, get_prefix, load_json, remaining
+from ._wire import compare, delete, get, put
 
 SEM_VALUE_MAX = 2147483647
 
@@ -42,7 +43,7 @@ def _initial_value(value: Any) -> int:
     return number
 
 
-class Semaphore(Primitive):
+class Semaphore(SemaphoreAsync, Primitive):
     """A counting semaphore shared by every process that asks for its name: see
     multiprocessing.Semaphore. ``acquire(block=True, timeout=None)``, ``release(n=1)``,
     ``get_value()`` and the context manager protocol. A permit held by a process that dies
@@ -72,7 +73,7 @@ class Semaphore(Primitive):
     def _state(self) -> Tuple[int, int, int, List[Any], int]:
         """(total, its mod revision, the number of permits held, the holder keys, revision)."""
         holders = self._key("h", "")
-        t = self._read(get(self._key("total")), get_prefix(holders, sort_target=2, sort_order=1))
+        t = self._read(get(self._key("total")), get_prefix(holders, **OLDEST_FIRST))
         total_kvs = t.kvs(0)
         total = load_json(total_kvs[0].value, {}).get("n", self._value) if total_kvs else 0
         mod = total_kvs[0].mod_revision if total_kvs else 0
@@ -146,9 +147,6 @@ class Semaphore(Primitive):
                     "lost (its lease expired, and the permit returned); nothing was released")
             self._txn([], [delete(marker)])  # given back on our behalf: this is a new release
         self._release_for_anyone()
-
-    def _marker(self, key: bytes) -> bytes:
-        return self._key("r", key.rsplit(b"/", 1)[1].decode())
 
     def _release_for_anyone(self) -> None:
         total_key = self._key("total")
