@@ -68,18 +68,21 @@ def run_child(ctx, target, *args, timeout=60):
     return p.exitcode
 
 
-def kill_holder_under_waiter(holder, waiter, results, timeout):
-    """Kills `holder` once `waiter` (a child reporting to `results`) sleeps behind it, and
-    returns the waiter's (outcome, seconds it waited) and how long after the kill it reported.
-    Both children are joined."""
-    time.sleep(0.3)  # the waiter is asleep on the lock by now
+def kill_holder_under_waiter(holder, waiter, started, results, timeout):
+    """Starts `waiter` (an acquire_robust_and_report child that sets `started`), kills
+    `holder` once the waiter sleeps behind it, and returns the waiter's outcome, the seconds
+    it waited, and the seconds from the kill to its acquire's return (read in the waiter, so
+    that neither its start-up, slow under emulation, nor the result's trip through the queue
+    counts). Both children are joined."""
+    waiter.start()
+    assert started.wait(timeout), "the waiter did not start"
+    time.sleep(0.3)  # the waiter is asleep on the lock by now (or finds the owner dead)
     killed_at = time.monotonic()
     holder.kill()
-    outcome, waited = results.get(timeout=timeout)
-    detected_after = time.monotonic() - killed_at
+    outcome, waited, returned_at = results.get(timeout=timeout)
     waiter.join(30)
     holder.join(30)
-    return outcome, waited, detected_after
+    return outcome, waited, returned_at - killed_at
 
 
 @pytest.fixture(autouse=True)

@@ -1,7 +1,11 @@
 """python -m interlock.conformance: CPython's own multiprocessing tests, run against interlock."""
 
+import io
+import json
+import os
 import subprocess
 import sys
+import unittest
 
 import pytest
 
@@ -46,3 +50,43 @@ def test_missing_test_package_is_a_clear_message():
 def test_bad_option_is_a_usage_error():
     out = _conformance("--start", "nope", timeout=60)
     assert out.returncode == 2 and "invalid choice" in out.stderr
+
+
+def test_stdlib_run_can_be_limited_to_named_tests():
+    # --full's stdlib run covers only what interlock did not pass: the child runs the named
+    # tests and nothing else.
+    only = '["WithProcessesTestLock.test_lock", "WithProcessesTestEvent"]'
+    out = subprocess.run(
+        [sys.executable, "-m", "interlock.conformance", "--one", "fork", "--mode", "stdlib"],
+        capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, INTERLOCK_CONFORMANCE_ONLY=only))
+    assert out.returncode == 0, out.stdout + out.stderr[-3000:]
+    line = [x for x in out.stdout.splitlines() if x.startswith("INTERLOCK-CONFORMANCE ")][-1]
+    summary = json.loads(line.split(" ", 1)[1])
+    assert sorted(summary["classes"]) == ["WithProcessesTestEvent", "WithProcessesTestLock"]
+    assert summary["classes"]["WithProcessesTestLock"] == {"passed": 1, "failed": 0,
+                                                           "skipped": 0}
+    from test import _test_multiprocessing as tm
+
+    event_tests = len(unittest.TestLoader().getTestCaseNames(tm._TestEvent))
+    assert summary["classes"]["WithProcessesTestEvent"] == {"passed": event_tests, "failed": 0,
+                                                            "skipped": 0}
+    assert "WithProcessesTestLock.test_lock" in summary["passed"]
+
+
+def test_fixture_failures_name_their_class_or_everything():
+    from interlock.conformance import _PerClassResult
+
+    result = _PerClassResult(io.StringIO(), True, 1)
+    holder = unittest.suite._ErrorHolder
+    result.addSkip(holder("setUpClass (test._test_multiprocessing.WithProcessesTestPool)"),
+                   "no resource")
+    result.addError(holder("setUpModule (interlock.conformance.start_fork)"),
+                    (RuntimeError, RuntimeError("boom"), None))
+    assert result.other_ids == ["WithProcessesTestPool", "*"]
+    assert result.per_class["WithProcessesTestPool"]["skipped"] == 1
+
+
+def test_baseline_needs_full():
+    out = _conformance("--baseline", "all", timeout=60)
+    assert out.returncode == 2 and "--baseline goes with --full" in out.stderr

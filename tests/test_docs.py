@@ -11,8 +11,9 @@ from conftest import native_only
 DOCS = pathlib.Path(__file__).resolve().parent.parent / "docs"
 PAGES = sorted(DOCS.glob("*.md"))
 # cluster.md's examples start a real etcd: they run with the cluster tests (marker "cluster").
-# reliability.md's are robust locks, which only the native core has.
-MARKS = {"cluster.md": pytest.mark.cluster, "reliability.md": native_only("robust locks")}
+# reliability.md's (robust locks) and asyncio.md's (awaiting) need the native core.
+MARKS = {"cluster.md": pytest.mark.cluster, "reliability.md": native_only("robust locks"),
+         "asyncio.md": native_only("awaitable primitives")}
 RUNNABLE = [pytest.param(p, marks=MARKS[p.name]) if p.name in MARKS else p for p in PAGES]
 FENCE = re.compile(r"^```(\w+)\n(.*?)^```", re.S | re.M)
 

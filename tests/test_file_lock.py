@@ -441,3 +441,54 @@ def test_lockf_whence_and_write_access_like_fcntl(path):
             assert info.value.errno == errno.EBADF
         lockf(reader, LOCK_SH)  # a shared one does not
         lockf(reader, LOCK_UN)
+
+
+def test_acquire_async_waits_for_another_process_without_blocking_the_loop(tmp_path, ctx):
+    import asyncio
+
+    path = str(tmp_path / "async.lock")
+    held = ctx.Event()
+    holder = ctx.Process(target=workers.file_lock_hold, args=(path, held, 0.5))
+    holder.start()
+    assert held.wait(60)
+
+    async def main():
+        lock = FileLock(path)
+        assert await lock.acquire_async(False) is False
+        assert await lock.acquire_async(timeout=0.1) is False
+        ticks = 0
+        task = asyncio.create_task(lock.acquire_async(timeout=30))
+        while not task.done():
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert await task is True and ticks > 5  # the loop ran while the task waited
+        lock.release()
+        async with lock:
+            assert lock.locked()
+        assert not lock.locked()
+
+    asyncio.run(main())
+    holder.join(30)
+
+
+def test_a_cancelled_acquire_async_leaves_the_file_unlocked(tmp_path):
+    import asyncio
+
+    path = str(tmp_path / "cancel.lock")
+
+    async def main():
+        first, second = FileLock(path), FileLock(path)
+        first.acquire()
+        task = asyncio.create_task(second.acquire_async())
+        await asyncio.sleep(0.05)
+        first.release()
+        task.cancel()
+        outcome = (await asyncio.gather(task, return_exceptions=True))[0]
+        await asyncio.sleep(0.3)  # the waiting thread's slice is over
+        if outcome is True:
+            second.release()
+        assert not second.locked()
+        assert first.acquire(False) is True  # nothing was left taken
+        first.release()
+
+    asyncio.run(main())

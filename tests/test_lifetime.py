@@ -58,14 +58,18 @@ def test_no_dev_shm_entries_left_behind(method, ending):
     assert leaked == set()
 
 
-def test_a_million_locks_in_one_process():
-    out = _run("""
+@pytest.mark.parametrize("kind, take, held", [
+    ("Lock", "acquire()", "locked()"),
+    ("RWLock", "acquire_write()", "write_lock().locked()"),  # one slot each, as a Lock
+])
+def test_a_million_primitives_in_one_process(kind, take, held):
+    out = _run(f"""
         import resource
         import interlock
         from interlock import _core
-        locks = [interlock.Lock() for _ in range(1_000_000)]
-        locks[0].acquire(); locks[-1].acquire()
-        assert locks[-1].locked() and not locks[500_000].locked()
+        locks = [interlock.{kind}() for _ in range(1_000_000)]
+        locks[0].{take}; locks[-1].{take}
+        assert locks[-1].{held} and not locks[500_000].{held}
         print(_core._arena_count(), _core._live_handles())
     """, timeout=600)
     assert out.returncode == 0, out.stderr

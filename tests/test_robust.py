@@ -20,13 +20,14 @@ ROBUST = native_only("robust locks")
 @pytest.mark.parametrize("kind", ["Lock", "RLock"])
 def test_waiter_takes_over_from_a_holder_killed_while_it_waits(ctx, kind):
     lock = getattr(synchronize, kind)(robust=True, ctx=ctx)
-    held, results = ctx.Event(), ctx.Queue()
-    waiter = ctx.Process(target=workers.acquire_robust_and_report, args=(lock, results, 30))
+    held, started, results = ctx.Event(), ctx.Event(), ctx.Queue()
+    waiter = ctx.Process(target=workers.acquire_robust_and_report,
+                         args=(lock, results, 30, started))
     holder = ctx.Process(target=workers.acquire_and_hold, args=(lock, held, 60))
     holder.start()
     assert held.wait(30)
-    waiter.start()
-    outcome, waited, detected_after = kill_holder_under_waiter(holder, waiter, results, 30)
+    outcome, waited, detected_after = kill_holder_under_waiter(holder, waiter, started,
+                                                               results, 30)
     assert outcome == "owner died"
     assert waited < 25  # it did not sit out its 30 s timeout
     assert detected_after < 2.0  # documented bound: 100 ms; slack for a loaded machine

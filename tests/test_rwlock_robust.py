@@ -32,11 +32,12 @@ def start_holder(ctx, view):
 def test_a_reader_waiting_behind_a_killed_writer_gets_owner_died(ctx, side):
     rw = synchronize.RWLock(robust=True, ctx=ctx)
     holder = start_holder(ctx, rw.write_lock())
-    results = ctx.Queue()
+    started, results = ctx.Event(), ctx.Queue()
     view = rw.read_lock() if side == "read" else rw.write_lock()
-    waiter = ctx.Process(target=workers.acquire_robust_and_report, args=(view, results, 60))
-    waiter.start()
-    outcome, waited, detected_after = kill_holder_under_waiter(holder, waiter, results, 60)
+    waiter = ctx.Process(target=workers.acquire_robust_and_report,
+                         args=(view, results, 60, started))
+    outcome, waited, detected_after = kill_holder_under_waiter(holder, waiter, started,
+                                                               results, 60)
     assert outcome == "owner died"
     assert waited < 50 and detected_after < 3.0  # at once; slack for a loaded machine
     assert waiter.exitcode == 0
@@ -58,7 +59,7 @@ def test_a_writer_waiting_behind_a_killed_reader_gets_in_without_an_error(ctx):
     while rw._waiting_writers() == 0 and time.monotonic() < deadline:
         time.sleep(0.001)
     holder.kill()
-    outcome, waited = results.get(timeout=60)
+    outcome, waited, _ = results.get(timeout=60)
     waiter.join(30)
     holder.join(30)
     assert outcome == "acquired"  # a reader's death loses no write

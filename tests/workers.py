@@ -260,15 +260,22 @@ def acquire_then_die(lock):
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def acquire_robust_and_report(lock, results, timeout):
+def acquire_robust_and_report(lock, results, timeout, started=None):
+    """Acquires `lock`, setting `started` (if given) just before; puts (outcome, seconds it
+    waited, the monotonic time it returned at). The monotonic clock is the system's, so the
+    parent can compare that time with its own readings."""
     import interlock
 
+    if started is not None:
+        started.set()
     start = time.monotonic()
     try:
         got = lock.acquire(timeout=timeout)
-        results.put(("acquired" if got else "timeout", time.monotonic() - start))
+        now = time.monotonic()
+        results.put(("acquired" if got else "timeout", now - start, now))
     except interlock.OwnerDiedError:
-        results.put(("owner died", time.monotonic() - start))
+        now = time.monotonic()
+        results.put(("owner died", now - start, now))
         lock.release()
 
 

@@ -65,7 +65,6 @@ import test._test_multiprocessing as cpython_tests  # type: ignore[import-not-fo
 
 CORE_CLASSES = ("Lock", "Semaphore", "Condition", "Event", "Barrier")
 WIDE_CLASSES = ("Queue", "Pool", "Value", "Array", "Heap", "SharedCTypes")
-PROCESSES_PREFIX = "WithProcessesTest"  # --full: every class CPython runs with processes
 
 
 def install_tests(globs: Dict[str, Any], start_method: str) -> None:
