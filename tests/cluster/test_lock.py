@@ -399,7 +399,8 @@ def test_a_late_copy_that_lands_while_its_process_waits_is_taken_out(cluster, ct
     stray = _late_copy(lock, 2)
     child = ctx.Process(target=cw.acquire_and_report, args=(lock, results, 60))
     child.start()
-    _until(lambda: _queued(lock) == 4)
+    # The waiter sees the copy arrive on its watch and takes it out; the child queues.
+    _until(lambda: not lock._read(get_prefix(stray)).kvs(0) and _queued(lock) == 3)
     go.set()  # the holder releases only now: the copy landed while this process waited
     waiter.join(60)
     assert got == [True]
