@@ -316,11 +316,28 @@ class EventAsync:
             return False
         deadline = None if seconds is None else time.monotonic() + seconds
         _core._async_event_join(event)
-        return await wait(lambda: int(_core._async_event_snapshot(event)) != since,
-                          lambda waker, token: int(_core._async_event_watch(event, waker, token,
-                                                                            since)),
-                          deadline,
-                          lambda woken: _core._async_event_leave(event))
+        watch = _EventWatch(event, since)
+        return await wait(watch.changed, watch.step, deadline, watch.leave)
+
+
+class _EventWatch:
+    """One Event.wait_async's view of the flag: whether its epoch moved since the wait began
+    (`since`, the snapshot's value then). A slotted object rather than three closures: an
+    idle waiting task costs about a fifth less memory so (10,000 of them are benchmarked)."""
+
+    __slots__ = ("event", "since")
+
+    def __init__(self, event: Any, since: int) -> None:
+        self.event, self.since = event, since
+
+    def changed(self) -> bool:
+        return int(_core._async_event_snapshot(self.event)) != self.since
+
+    def step(self, waker: Any, token: int) -> int:
+        return int(_core._async_event_watch(self.event, waker, token, self.since))
+
+    def leave(self, woken: bool) -> None:
+        _core._async_event_leave(self.event)
 
 
 class ConditionAsync:
