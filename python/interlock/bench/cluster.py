@@ -402,6 +402,23 @@ def run(quick: bool, notes: List[str]) -> List[Row]:
                     if members == 1:
                         _barrier_rounds(r, "manager", ctx, manager.Barrier, max(10, rounds // 2))
 
+                    # The floor of a ping-pong round trip: the writes its critical path
+                    # sends to etcd one after the other (each side's set, then, once the
+                    # other side has seen it, that side's clear), without the two watch
+                    # deliveries between them. The waits' reads are off that path.
+                    floor_row = row(f"etcd floor of an Event round trip: four writes in "
+                                    f"sequence ({where})")
+                    flag, sets = b"/bench/event/flag", b"/bench/event/sets"
+
+                    def event_floor() -> None:
+                        for _ in range(2):
+                            session.txn(_wire.txn_request([], [_wire.put(flag, b"1"),
+                                                               _wire.put(sets, b"")]))
+                            session.txn(_wire.txn_request([], [_wire.put(flag, b"0")]))
+                    event_floor()
+                    for s in samples(event_floor, n // 2):
+                        floor_row.add("etcd put", s)
+
                     r = row(f"Event ping-pong, round trip ({where})")
                     also_put(r)
                     _event_ping_pong(r, "interlock", ctx,
