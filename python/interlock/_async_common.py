@@ -24,6 +24,17 @@ def deadline_of(block: Any, timeout: Any) -> Optional[float]:
     return None if seconds is None else time.monotonic() + seconds
 
 
+class AsyncWith:
+    """``async with x:`` for a primitive with ``acquire_async()`` and ``release()``: the
+    hold is taken without blocking the loop and given back on the way out."""
+
+    async def __aenter__(self) -> bool:
+        return bool(await self.acquire_async())  # type: ignore[attr-defined]
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release()  # type: ignore[attr-defined]
+
+
 class RLockAsync:
     async def acquire_async(self, block: Any = True, timeout: Any = None) -> bool:
         """Refused: an RLock belongs to a thread, and every task of an event loop runs in

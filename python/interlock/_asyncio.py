@@ -25,6 +25,7 @@ import time
 import weakref
 from typing import Any, Callable, Dict, List, Optional
 
+from ._async_common import AsyncWith
 from . import _core, _lifecycle
 from ._arguments import check_timeout
 from ._async_common import RLockAsync as RLockAsync  # noqa: F401 (grafted on RLock)
@@ -254,7 +255,7 @@ async def _acquire_robust(lock: Any, deadline: Optional[float]) -> bool:
     return True
 
 
-class LockAsync:
+class LockAsync(AsyncWith):
     async def acquire_async(self, block: Any = True, timeout: Any = None) -> bool:
         """Await the lock without blocking the event loop: True once acquired, False when
         `block` is false or the timeout passed first (a negative timeout means zero)."""
@@ -271,14 +272,8 @@ class LockAsync:
                           deadline,
                           lambda woken: _pass_lock_wake(lock, woken))
 
-    async def __aenter__(self) -> bool:
-        return await self.acquire_async()
 
-    async def __aexit__(self, *exc: object) -> None:
-        self.release()  # type: ignore[attr-defined]
-
-
-class SemaphoreAsync:
+class SemaphoreAsync(AsyncWith):
     async def acquire_async(self, block: Any = True, timeout: Any = None) -> bool:
         """Await a permit without blocking the event loop: True once taken, False when
         `block` is false or the timeout passed first."""
@@ -294,12 +289,6 @@ class SemaphoreAsync:
                                                                                 token)),
                           deadline,
                           lambda woken: _core._async_semaphore_leave(sem, woken))
-
-    async def __aenter__(self) -> bool:
-        return await self.acquire_async()
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.release()  # type: ignore[attr-defined]
 
 
 class EventAsync:

@@ -16,6 +16,7 @@ from multiprocessing import process
 from typing import Any, Callable, Optional, TypeVar
 
 from . import _asyncio, _core
+from ._async_common import AsyncWith
 from ._arguments import check_owner_check_interval
 from ._rwlock_views import RWLockExtras
 from ._sharing import Shareable
@@ -210,9 +211,10 @@ def _graft(cls: type, *sources: type) -> None:
                 setattr(cls, name, value)
 
 
-_graft(Lock, _LockExtras, _SemLockView, Shareable, _asyncio.LockAsync)
+_graft(Lock, _LockExtras, _SemLockView, Shareable, _asyncio.LockAsync, AsyncWith)
 _graft(RLock, _RLockExtras, _SemLockView, Shareable, _asyncio.RLockAsync)
-_graft(Semaphore, _SemaphoreExtras, _SemLockView, Shareable, _asyncio.SemaphoreAsync)
+_graft(Semaphore, _SemaphoreExtras, _SemLockView, Shareable, _asyncio.SemaphoreAsync,
+       AsyncWith)
 _graft(BoundedSemaphore, _BoundedSemaphoreExtras)
 _graft(Condition, _ConditionExtras, Shareable, _asyncio.ConditionAsync)
 _graft(Event, _EventExtras, Shareable, _asyncio.EventAsync)

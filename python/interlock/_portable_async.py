@@ -19,6 +19,7 @@ import threading
 import time
 from typing import Any, Callable, Optional, TypeVar
 
+from ._async_common import AsyncWith
 from ._arguments import check_timeout
 from ._async_common import RLockAsync as RLockAsync  # noqa: F401 (the RLock class)
 from ._async_common import (SLICE, deadline_of, end_condition_wait, in_executor_thread,
@@ -27,7 +28,7 @@ from ._async_common import (SLICE, deadline_of, end_condition_wait, in_executor_
 _T = TypeVar("_T")
 
 
-class LockAsync:
+class LockAsync(AsyncWith):
     async def acquire_async(self, block: Any = True, timeout: Any = None) -> bool:
         """Await the lock (in an executor thread on this backend): see docs/asyncio.md."""
         lock: Any = self
@@ -38,12 +39,6 @@ class LockAsync:
             return False
         return await in_executor_thread(lambda seconds: bool(lock.acquire(True, seconds)),
                                         lock.release, deadline)
-
-    async def __aenter__(self) -> bool:
-        return await self.acquire_async()
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.release()  # type: ignore[attr-defined]
 
 
 class EventAsync:

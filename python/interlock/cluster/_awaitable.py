@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable, Optional, Tuple
 
+from .._async_common import AsyncWith
 from .. import OwnerDiedError
 from ._async import Abandoned, abandoned, in_thread
 
@@ -42,7 +43,7 @@ def _move_hold_here(lock: Any) -> None:
             lock._hold.thread = threading.get_ident()
 
 
-class LockAsync:
+class LockAsync(AsyncWith):
     async def acquire_async(self, block: Any = True, timeout: Any = None) -> bool:
         """Await the lock without blocking the event loop, as ``acquire(block, timeout)``:
         True once held (by the awaiting task's thread), False once the timeout passed."""
@@ -60,14 +61,8 @@ class LockAsync:
                                   adopt)
         return bool(_raise_or_return(outcome))
 
-    async def __aenter__(self) -> bool:
-        return await self.acquire_async()
 
-    async def __aexit__(self, *exc: object) -> None:
-        self.release()  # type: ignore[attr-defined]
-
-
-class SemaphoreAsync:
+class SemaphoreAsync(AsyncWith):
     async def acquire_async(self, block: Any = True, timeout: Any = None) -> bool:
         """Await a permit without blocking the event loop, as ``acquire(block, timeout)``."""
         sem: Any = self
@@ -78,12 +73,6 @@ class SemaphoreAsync:
 
         outcome = await in_thread(_caught(lambda: sem.acquire(block, timeout)), give_back)
         return bool(_raise_or_return(outcome))
-
-    async def __aenter__(self) -> bool:
-        return await self.acquire_async()
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.release()  # type: ignore[attr-defined]
 
 
 class EventAsync:
