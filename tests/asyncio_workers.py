@@ -59,3 +59,21 @@ def hold_lock_forever(lock, held):
     lock.acquire()
     held.set()
     time.sleep(3600)
+
+
+async def cancel_at_random_points(lock, sem, rounds, pause, rng):
+    """`rounds` times, six tasks each take `lock` or `sem` with ``async with`` and keep it
+    for a random while (up to `pause` seconds), and three of them are cancelled at a random
+    point. Returns every task's outcome: None, or the exception it ended with."""
+    outcomes = []
+    for _ in range(rounds):
+        async def use(primitive):
+            async with primitive:
+                await asyncio.sleep(rng.random() * pause)
+
+        tasks = [asyncio.create_task(use(rng.choice([lock, sem]))) for _ in range(6)]
+        await asyncio.sleep(rng.random() * pause * 1.5)
+        for t in rng.sample(tasks, 3):
+            t.cancel()
+        outcomes += await asyncio.gather(*tasks, return_exceptions=True)
+    return outcomes

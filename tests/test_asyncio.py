@@ -138,20 +138,7 @@ def test_cancellation_at_random_points_loses_no_hold_and_no_permit():
 
     async def main():
         lock, sem = interlock.Lock(), interlock.Semaphore(2)
-        for _ in range(200):
-            async def use_lock():
-                async with lock:
-                    await asyncio.sleep(rng.random() * 0.002)
-
-            async def use_sem():
-                async with sem:
-                    await asyncio.sleep(rng.random() * 0.002)
-
-            tasks = [asyncio.create_task(rng.choice([use_lock, use_sem])()) for _ in range(6)]
-            await asyncio.sleep(rng.random() * 0.003)
-            for t in rng.sample(tasks, 3):
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio_workers.cancel_at_random_points(lock, sem, 200, 0.002, rng)
         assert not lock.locked()
         assert sem.get_value() == 2
         # A thread waiting beside the tasks still gets what the tasks gave back.

@@ -102,23 +102,10 @@ def test_cancellation_at_random_points_loses_no_hold_and_no_permit(cluster):
     lock, sem = cluster.Lock("cancelled-lock"), cluster.Semaphore("cancelled-sem", 2)
 
     async def main():
-        for _ in range(12):
-            async def use_lock():
-                async with lock:
-                    await asyncio.sleep(rng.random() * 0.01)
-
-            async def use_sem():
-                async with sem:
-                    await asyncio.sleep(rng.random() * 0.01)
-
-            tasks = [asyncio.create_task(rng.choice([use_lock, use_sem])()) for _ in range(6)]
-            await asyncio.sleep(rng.random() * 0.02)
-            for t in rng.sample(tasks, 3):
-                t.cancel()
-            outcomes = await asyncio.gather(*tasks, return_exceptions=True)
-            # Nothing but cancellations: in particular no OwnerDiedError, which a waiter
-            # that left while the lock was handed to it would cause.
-            assert all(o is None or isinstance(o, asyncio.CancelledError) for o in outcomes)
+        outcomes = await asyncio_workers.cancel_at_random_points(lock, sem, 12, 0.01, rng)
+        # Nothing but cancellations: in particular no OwnerDiedError, which a waiter that
+        # left while the lock was handed to it would cause.
+        assert all(o is None or isinstance(o, asyncio.CancelledError) for o in outcomes)
 
     run(main())
     # What a cancelled task's thread took late is given back there, shortly after.
