@@ -2,6 +2,7 @@
 #pragma once
 
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -28,5 +29,19 @@ inline bool notified(int fd, int ms) {
   uint64_t count = 0;
   return read(fd, &count, sizeof count) == sizeof count && count > 0;
 }
+
+// A non-blocking eventfd, closed when it goes out of scope. Declare it before the Waker that
+// writes to it: objects are destroyed in reverse order, so the Waker's thread has been joined
+// by the time the descriptor closes (a close while that thread may still write would let a
+// new descriptor that reuses the number receive the write).
+struct EventFd {
+  const int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  EventFd() = default;
+  EventFd(const EventFd&) = delete;
+  EventFd& operator=(const EventFd&) = delete;
+  ~EventFd() {
+    if (fd >= 0) close(fd);
+  }
+};
 
 }  // namespace interlock::test

@@ -17,11 +17,13 @@
 #include "eventually.hpp"
 
 using namespace interlock::core;
+using interlock::test::EventFd;
 using interlock::test::eventually;
 using interlock::test::notified;
 
 TEST(async_lock_waiter_takes_the_lock_its_watch_was_woken_for) {
-  int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  EventFd efd;
+  const int fd = efd.fd;
   Waker waker(fd);
   Slot slot{};
   std::atomic<int> step{0};
@@ -44,11 +46,11 @@ TEST(async_lock_waiter_takes_the_lock_its_watch_was_woken_for) {
   holder.join();
   mutex::lock_release(slot.body.mutex);
   CHECK(async_wait::lock_prepare(slot.body.mutex).word == nullptr);  // free: try now
-  close(fd);
 }
 
 TEST(async_semaphore_waiter_that_leaves_passes_its_wake_to_a_thread) {
-  int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  EventFd efd;
+  const int fd = efd.fd;
   Waker waker(fd);
   Slot slot{};
   semaphore::init(slot.body.semaphore, 0, semaphore::kValueMax);
@@ -76,11 +78,11 @@ TEST(async_semaphore_waiter_that_leaves_passes_its_wake_to_a_thread) {
   CHECK(got.load());
   CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10));
   CHECK(s.waiters.load() == 0 && semaphore::value(s) == 0);
-  close(fd);
 }
 
 TEST(async_event_watch_sees_a_pulse) {
-  int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  EventFd efd;
+  const int fd = efd.fd;
   Waker waker(fd);
   Slot slot{};
   EventState& e = slot.body.event;
@@ -95,5 +97,4 @@ TEST(async_event_watch_sees_a_pulse) {
   CHECK(async_wait::event_prepare(e, since).word == nullptr);  // it was set since `since`
   async_wait::event_leave(e);
   CHECK(event::waiters(e) == 0);
-  close(fd);
 }

@@ -18,6 +18,7 @@
 #include "shared_memory.hpp"
 
 using namespace interlock::core;
+using interlock::test::EventFd;
 using interlock::test::eventually;
 using interlock::test::notified;
 
@@ -32,7 +33,8 @@ std::vector<uint64_t> fired(Waker& waker) {
 }  // namespace
 
 TEST(waker_fires_when_a_watched_word_changes) {
-  int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  EventFd efd;
+  const int fd = efd.fd;
   auto waker = std::make_unique<Waker>(fd);
   std::atomic<uint32_t> a{0}, b{5};
   CHECK(waker->watch(&a, 0, 1));
@@ -49,17 +51,16 @@ TEST(waker_fires_when_a_watched_word_changes) {
   futex_wake(&a, 1);
   CHECK(!notified(fd, 50));  // a removed watch never fires
   waker.reset();
-  close(fd);
 }
 
 TEST(waker_fires_at_once_for_a_word_that_moved_before_the_sleep) {
-  int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  EventFd efd;
+  const int fd = efd.fd;
   Waker waker(fd);
   std::atomic<uint32_t> word{3};
   CHECK(waker.watch(&word, 2, 7));  // already differs: nobody will ever wake it
   CHECK(notified(fd, 5000));
   CHECK(fired(waker) == std::vector<uint64_t>{7});
-  close(fd);
 }
 
 TEST(waker_holds_up_to_its_capacity) {
@@ -76,7 +77,8 @@ TEST(waker_holds_up_to_its_capacity) {
 }
 
 TEST(waker_sees_a_change_made_by_another_process) {
-  int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  EventFd efd;
+  const int fd = efd.fd;
   Waker waker(fd);
   auto* word = interlock::test::shared_new<std::atomic<uint32_t>>();
   CHECK(waker.watch(word, 0, 42));
@@ -91,11 +93,11 @@ TEST(waker_sees_a_change_made_by_another_process) {
   CHECK(fired(waker) == std::vector<uint64_t>{42});
   int status = 0;
   waitpid(child, &status, 0);
-  close(fd);
 }
 
 TEST(waker_paused_for_a_fork_keeps_its_watches_and_resumes) {
-  int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  EventFd efd;
+  const int fd = efd.fd;
   Waker waker(fd);
   std::atomic<uint32_t> a{0}, b{0};
   CHECK(waker.watch(&a, 0, 1));
@@ -111,14 +113,14 @@ TEST(waker_paused_for_a_fork_keeps_its_watches_and_resumes) {
   futex_wake(&a, 1);
   CHECK(notified(fd, 5000));
   CHECK(fired(waker) == std::vector<uint64_t>{1});
-  close(fd);
 }
 
 TEST(waker_fires_a_watch_whose_word_is_woken_unchanged) {
   // Polling (no futex_waitv) cannot see a wake that changes nothing; it fires every
   // watch when the death watch wakes instead (test_asyncio.py kills a holder so).
   if (!Waker::supported()) return;
-  int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  EventFd efd;
+  const int fd = efd.fd;
   Waker waker(fd);
   std::atomic<uint32_t> word{4}, other{4};
   CHECK(waker.watch(&word, 4, 1));
@@ -132,5 +134,4 @@ TEST(waker_fires_a_watch_whose_word_is_woken_unchanged) {
   }));
   CHECK(fired(waker) == std::vector<uint64_t>{1});  // only the woken word's watch
   CHECK(waker.watching() == 1);
-  close(fd);
 }
