@@ -35,6 +35,17 @@ class AsyncWith:
         self.release()  # type: ignore[attr-defined]
 
 
+class ConditionWith:
+    """``async with cond:`` for a Condition whose lock can be awaited: the lock is taken
+    without blocking the loop and given back on the way out."""
+
+    async def __aenter__(self) -> bool:
+        return bool(await self._lock.acquire_async())  # type: ignore[attr-defined]
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release()  # type: ignore[attr-defined]
+
+
 class RLockAsync:
     async def acquire_async(self, block: Any = True, timeout: Any = None) -> bool:
         """Refused: an RLock belongs to a thread, and every task of an event loop runs in

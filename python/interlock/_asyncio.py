@@ -25,7 +25,7 @@ import time
 import weakref
 from typing import Any, Callable, Dict, List, Optional
 
-from ._async_common import AsyncWith
+from ._async_common import AsyncWith, ConditionWith
 from . import _core, _lifecycle
 from ._arguments import check_timeout
 from ._async_common import RLockAsync as RLockAsync  # noqa: F401 (grafted on RLock)
@@ -329,13 +329,7 @@ class _EventWatch:
         _core._async_event_leave(self.event)
 
 
-class ConditionAsync:
-    async def __aenter__(self) -> bool:
-        return bool(await self._lock.acquire_async())  # type: ignore[attr-defined]
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.release()  # type: ignore[attr-defined]
-
+class ConditionAsync(ConditionWith):
     async def wait_async(self, timeout: Any = None) -> bool:
         """Await a notify without blocking the event loop, as ``wait()``: the lock (a
         ``Lock``; a Condition over an RLock cannot be awaited) is given up meanwhile and held

@@ -16,7 +16,7 @@ from multiprocessing import process
 from typing import Any, Callable, Optional, TypeVar
 
 from . import _asyncio, _core
-from ._async_common import AsyncWith
+from ._async_common import AsyncWith, ConditionWith
 from ._arguments import check_owner_check_interval
 from ._rwlock_views import RWLockExtras
 from ._sharing import Shareable
@@ -216,7 +216,7 @@ _graft(RLock, _RLockExtras, _SemLockView, Shareable, _asyncio.RLockAsync)
 _graft(Semaphore, _SemaphoreExtras, _SemLockView, Shareable, _asyncio.SemaphoreAsync,
        AsyncWith)
 _graft(BoundedSemaphore, _BoundedSemaphoreExtras)
-_graft(Condition, _ConditionExtras, Shareable, _asyncio.ConditionAsync)
+_graft(Condition, _ConditionExtras, Shareable, _asyncio.ConditionAsync, ConditionWith)
 _graft(Event, _EventExtras, Shareable, _asyncio.EventAsync)
 _graft(Barrier, _BarrierExtras, Shareable, _asyncio.BarrierAsync)
 _graft(RWLock, RWLockExtras, Shareable)

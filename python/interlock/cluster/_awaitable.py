@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable, Optional, Tuple
 
-from .._async_common import AsyncWith
+from .._async_common import AsyncWith, ConditionWith
 from .. import OwnerDiedError
 from ._async import Abandoned, abandoned, in_thread
 
@@ -90,13 +90,7 @@ class BarrierAsync:
         return int(_raise_or_return(await in_thread(_caught(lambda: barrier.wait(timeout)))))
 
 
-class ConditionAsync:
-    async def __aenter__(self) -> bool:
-        return bool(await self._lock.acquire_async())  # type: ignore[attr-defined]
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.release()  # type: ignore[attr-defined]
-
+class ConditionAsync(ConditionWith):
     async def wait_async(self, timeout: Any = None) -> bool:
         """Await a notify without blocking the event loop, as ``wait(timeout)``. The lock (a
         cluster ``Lock``; a Condition over an RLock cannot be awaited) is given up meanwhile
