@@ -2,6 +2,10 @@
 all of it between real processes under every start method."""
 
 import math
+import os
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 
@@ -120,6 +124,46 @@ def test_a_waiting_writer_holds_back_new_readers_but_not_nested_ones():
     with pytest.raises(AssertionError):
         rw.release_write()  # the writer thread's hold; it ended holding it
     assert rw._waiting_writers() == 0
+
+
+SLICED_WRITER = textwrap.dedent("""
+    import threading, time
+    import interlock
+    rw = interlock.RWLock(robust={robust})
+    held, done, late = threading.Event(), threading.Event(), []
+    def first_reader():
+        rw.acquire_read(); held.set(); done.wait(); rw.release_read()
+    def late_reader():
+        while rw._waiting_writers() == 0:
+            time.sleep(0.001)
+        time.sleep(0.25)  # past two of the writer's 100 ms slices
+        late.append(rw.acquire_read(timeout=0.35))  # spans more slice ends
+        done.set()
+    threads = [threading.Thread(target=first_reader), threading.Thread(target=late_reader)]
+    threads[0].start(); held.wait(); threads[1].start()
+    assert rw.acquire_write(timeout=30) is True  # the main thread: it waits in slices
+    assert late == [False], late  # held back for the writer's whole wait
+    assert rw._waiting_writers() == 0
+    rw.release_write()
+    for t in threads:
+        t.join()
+    threads[0] = threading.Thread(target=first_reader)
+    held.clear(); done.clear(); threads[0].start(); held.wait()
+    assert rw.acquire_write(timeout=0.35) is False  # gives up after several slices
+    assert rw._waiting_writers() == 0  # and withdrew
+    assert rw.acquire_read(block=False) is True  # so readers enter again
+    rw.release_read(); done.set(); threads[0].join()
+    print("ok")
+""")
+
+
+def test_a_writer_waiting_in_slices_holds_readers_back_throughout(robust):
+    """Without futex_waitv a main-thread writer sleeps in 100 ms slices, to run signal
+    handlers in between: its announcement must stay up across them, or readers slip in."""
+    out = subprocess.run([sys.executable, "-c", SLICED_WRITER.format(robust=robust)],
+                         capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, INTERLOCK_NO_FUTEX_WAITV="1"))
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
 
 
 def test_prefer_readers_lets_a_reader_pass_a_waiting_writer():

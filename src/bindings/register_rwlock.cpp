@@ -51,8 +51,16 @@ PyObject* acquire_with(core::Slot& slot, const WaitArgs& a) {
   } else if (a.try_only()) {
     Py_RETURN_FALSE;
   }
+  // A writer's announcement stays up across the slices of one wait (a main-thread wait on a
+  // kernel without futex_waitv sleeps in slices), and comes down when the wait ends.
+  rwlock::WriteWait wait;
+  struct Withdraw {
+    core::Slot& slot;
+    rwlock::WriteWait& wait;
+    ~Withdraw() { rwlock::withdraw(slot, wait); }
+  } withdraw_on_exit{slot, wait};
   auto op = [&](const core::Deadline& slice, core::Spin spin) {
-    return kWrite ? rwlock::write(slot, slice, spin) : rwlock::read(slot, slice, spin);
+    return kWrite ? rwlock::write(slot, slice, spin, wait) : rwlock::read(slot, slice, spin);
   };
   if (a.try_only()) {  // a robust lock's one attempt, which also cleans up after the dead
     Status st;

@@ -106,37 +106,66 @@ bool try_write(Slot& slot) {
 }
 
 Status write(Slot& slot, const Deadline& deadline, Spin spin) {
-  if (is_robust(slot)) return robust::write(slot, deadline, spin);
+  WriteWait wait;
+  const Status st = write(slot, deadline, spin, wait);
+  withdraw(slot, wait);  // nothing to do when the hold was taken
+  return st;
+}
+
+Status write(Slot& slot, const Deadline& deadline, Spin spin, WriteWait& wait) {
+  const uint32_t pid = current_thread().pid;
+  if (wait.announced_by != pid) wait.announced_by = 0;  // none, or a parent's (fork)
+  if (is_robust(slot)) {
+    bool announced = wait.announced_by != 0;
+    const Status st = robust::write(slot, deadline, spin, announced);
+    wait.announced_by = announced ? pid : 0;
+    return st;
+  }
   RWLockState& r = slot.body.rwlock;
-  if (try_write(slot) ||
-      (spin == Spin::kYes && spin_with_backoff([&] { return try_write(slot); })))
-    return Status::kOk;
-  // seq_cst: the announcement that holds new readers back (kWriters) is a state change the
-  // readers' handshake must see.
-  r.state.fetch_add(kWaitingWriterOne, std::memory_order_seq_cst);
+  if (wait.announced_by == 0) {
+    if (try_write(slot) ||
+        (spin == Spin::kYes && spin_with_backoff([&] { return try_write(slot); })))
+      return Status::kOk;
+    // seq_cst: the announcement that holds new readers back (kWriters) is a state change the
+    // readers' handshake must see.
+    r.state.fetch_add(kWaitingWriterOne, std::memory_order_seq_cst);
+    wait.announced_by = pid;
+  }
   auto ready = [&] {
     // seq_cst: the state load of the sleeper's handshake.
     return free_for_writer(r.state.load(std::memory_order_seq_cst));
   };
   while (true) {
     if (try_write_state(r, true)) {
+      wait.announced_by = 0;  // the announcement went with the entry
       r.writer.store(current_thread().tid, std::memory_order_relaxed);  // ordered by the CAS
       return Status::kOk;
     }
     Status st = sleep_on(r.write_seq, r.write_sleepers, deadline, ready);
     if (st == Status::kOk) continue;
     if (try_write_state(r, true)) {  // the last look of a wait that ended
+      wait.announced_by = 0;
       r.writer.store(current_thread().tid, std::memory_order_relaxed);
       return Status::kOk;
     }
-    // Withdraw. Readers held back by this writer alone may enter now, and a wake meant for
-    // this writer may have come: pass it on (header, "Who wakes whom").
-    // seq_cst: a waker's state change in the handshake.
-    uint64_t s = r.state.fetch_sub(kWaitingWriterOne, std::memory_order_seq_cst) -
-                 kWaitingWriterOne;
-    if (!(s & kWriterBit)) wake_after_writer(r, s);
-    return st;
+    return st;  // still announced: the caller calls again or withdraws
   }
+}
+
+void withdraw(Slot& slot, WriteWait& wait) {
+  if (wait.announced_by != current_thread().pid) {  // none, or a parent's (fork)
+    wait.announced_by = 0;
+    return;
+  }
+  wait.announced_by = 0;
+  if (is_robust(slot)) return robust::withdraw(slot);
+  RWLockState& r = slot.body.rwlock;
+  // Readers held back by this writer alone may enter now, and a wake meant for this writer
+  // may have come: pass it on (header, "Who wakes whom").
+  // seq_cst: a waker's state change in the handshake.
+  const uint64_t s =
+      r.state.fetch_sub(kWaitingWriterOne, std::memory_order_seq_cst) - kWaitingWriterOne;
+  if (!(s & kWriterBit)) wake_after_writer(r, s);
 }
 
 Release release_write(Slot& slot) {

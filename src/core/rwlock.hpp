@@ -22,8 +22,8 @@
 //   - a writer's release wakes one writer if any waits, and all readers with one wake when
 //     no writer waits (kWriters) or always (kReaders);
 //   - downgrade() wakes the readers the same way;
-//   - a writer that gives up waiting (timeout, signal) and leaves the lock free passes the
-//     wake on as a release would, so no wake-up is lost with it.
+//   - a writer that gives up waiting (timeout, signal, withdraw()) and leaves the lock free
+//     passes the wake on as a release would, so no wake-up is lost with it.
 //
 // Read holds are counted per thread (in this process's thread-local memory, keyed by slot
 // and generation, and reset in a fork child, whose thread has a new tid), so that releasing
@@ -75,9 +75,21 @@ inline bool try_read(Slot& slot);
 Status read(Slot& slot, const Deadline& deadline, Spin spin = Spin::kYes);
 inline Release release_read(Slot& slot);
 
-// The write hold.
+// The write hold. write() is one whole wait: a writer that gives up withdraws at once.
 bool try_write(Slot& slot);
 Status write(Slot& slot, const Deadline& deadline, Spin spin = Spin::kYes);
+
+// One writer's wait made of several write() calls, as a caller that sleeps in slices (to run
+// signal handlers in between) makes. The writer's announcement, which holds new readers back
+// under kWriters, stays up from the call that makes it until a call takes the hold or the
+// caller withdraws, so no reader can slip in between two calls. The caller must withdraw()
+// once it stops waiting without the hold (withdraw after a taken hold does nothing). A fork
+// child inherits no announcement: the parent's stays the parent's.
+struct WriteWait {
+  uint32_t announced_by = 0;  // the pid of the process that announced; 0: not announced
+};
+Status write(Slot& slot, const Deadline& deadline, Spin spin, WriteWait& wait);
+void withdraw(Slot& slot, WriteWait& wait);
 Release release_write(Slot& slot);
 // Turns the calling thread's write hold into a read hold, with no moment in between at which
 // another writer could enter.

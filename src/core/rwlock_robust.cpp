@@ -342,13 +342,12 @@ Status read(Slot& slot, const Deadline& deadline, Spin spin) {
   return st;
 }
 
-Status write(Slot& slot, const Deadline& deadline, Spin spin) {
+Status write(Slot& slot, const Deadline& deadline, Spin spin, bool& announced) {
   RWLockState& r = slot.body.rwlock;
   begin_acquire(slot);
-  Try t = try_enter_write(slot, false);
-  if (t == Try::kNo && spin == Spin::kYes)
+  Try t = try_enter_write(slot, announced);
+  if (t == Try::kNo && spin == Spin::kYes && !announced)
     spin_with_backoff([&] { return (t = try_enter_write(slot, false)) != Try::kNo; });
-  bool announced = false;
   Status st = Status::kOk;
   while (!is_in(t)) {
     if (!announced) {
@@ -370,16 +369,22 @@ Status write(Slot& slot, const Deadline& deadline, Spin spin) {
     t = try_enter_write(slot, announced);  // also the last look of a wait that ended
     if (st != Status::kOk) break;
   }
-  if (!is_in(t) && announced) {  // gave up: withdraw, and let the held-back readers in
-    std::lock_guard<std::mutex> guard(g_mu);
-    Part& p = part(slot);
-    // seq_cst: a waker's state change.
-    if (--p.waiting == 0) r.state.fetch_and(~waiting_bit(p.entry), std::memory_order_seq_cst);
-    wake_all(r);
+  if (is_in(t)) {
+    announced = false;  // try_enter_write took the announcement down with the entry
+    st = entered(t);
   }
-  if (is_in(t)) st = entered(t);
-  end_acquire(slot);
+  end_acquire(slot);  // an announced writer keeps its process's entry (leave_if_idle)
   return st;
+}
+
+void withdraw(Slot& slot) {
+  RWLockState& r = slot.body.rwlock;
+  std::lock_guard<std::mutex> guard(g_mu);
+  Part& p = part(slot);
+  // seq_cst: a waker's state change; the held-back readers may enter now.
+  if (--p.waiting == 0) r.state.fetch_and(~waiting_bit(p.entry), std::memory_order_seq_cst);
+  wake_all(r);
+  leave_if_idle(slot, p);
 }
 
 Release release_read(Slot& slot) {

@@ -76,7 +76,10 @@ Status read(Slot& slot, const Deadline& deadline, Spin spin);
 // the GIL held): kOk, kOwnerDied as above, or kTimedOut when the hold cannot be had now.
 Status try_read(Slot& slot);
 Status try_write(Slot& slot);
-Status write(Slot& slot, const Deadline& deadline, Spin spin);
+// `announced`: the caller's writer is counted among this process's waiting writers, on the
+// way in (an earlier call announced it) and on the way out (rwlock.hpp's WriteWait).
+Status write(Slot& slot, const Deadline& deadline, Spin spin, bool& announced);
+void withdraw(Slot& slot);  // takes one of this process's writers off the waiting count
 Release release_read(Slot& slot);
 Release release_write(Slot& slot);
 Release downgrade(Slot& slot);

@@ -7,6 +7,7 @@
 #include "check.hpp"
 #include "eventually.hpp"
 #include "core/rwlock.hpp"
+#include "rwlock_checks.hpp"
 #include "shared_memory.hpp"
 
 using namespace interlock::core;
@@ -227,4 +228,10 @@ TEST(rwlock_readers_share_between_processes_and_a_writer_waits) {
   CHECK(rwlock::release_read(*slot) == rwlock::Release::kOk);  // wakes the child's writer
   CHECK(interlock::test::child_succeeded(child));
   CHECK(rwlock::readers(*slot) == 0 && !rwlock::write_locked(*slot));
+}
+
+TEST(rwlock_a_write_wait_spans_calls) {
+  Slot slot{};
+  rwlock::init(slot, rwlock::Prefer::kWriters);
+  interlock::test::check_a_write_wait_spans_calls(slot);
 }

@@ -12,6 +12,7 @@
 #include "eventually.hpp"
 #include "core/references.hpp"
 #include "core/rwlock_robust.hpp"
+#include "rwlock_checks.hpp"
 #include "shared_memory.hpp"
 
 using namespace interlock::core;
@@ -254,5 +255,11 @@ TEST(robust_rwlock_threads_and_processes_never_see_a_writer_with_anyone) {
   CHECK(sh->violations.load() == 0);
   CHECK(rwlock::readers(*slot) == 0 && !rwlock::write_locked(*slot));
   CHECK(rwlock::waiting_writers(*slot) == 0);
+  references::release(slot);
+}
+
+TEST(robust_rwlock_a_write_wait_spans_calls) {
+  Slot* slot = robust_lock();
+  interlock::test::check_a_write_wait_spans_calls(*slot);
   references::release(slot);
 }
