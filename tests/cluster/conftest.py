@@ -14,7 +14,6 @@ import pytest
 
 try:
     import h11  # noqa: F401  (the cluster extra)
-    import urllib3  # noqa: F401
     HAVE_CLIENT = True
 except ImportError:
     HAVE_CLIENT = False

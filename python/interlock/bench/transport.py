@@ -1,8 +1,8 @@
 """The ``transport`` group: the two ways to reach etcd from Python, side by side on the same
 etcd cluster (1 and 3 members) in one run.
 
-* ``gateway``: etcd's JSON gateway over HTTP, interlock.cluster's own transport (urllib3 for
-  requests, one stream per watch read by one thread);
+* ``gateway``: etcd's JSON gateway over HTTP, interlock.cluster's own transport (h11 on
+  kept-alive connections for requests, one stream per watch read by one thread);
 * ``grpc``: etcd's gRPC API through etcd-sdk-python (``pyetcd``) and grpcio, the transport
   interlock.cluster used before.
 
@@ -31,7 +31,7 @@ from .timing import Row
 GROUP = "transport"
 GATEWAY, GRPC = "gateway", "grpc"
 # What each transport installs beyond the standard library (their dependencies included).
-DISTRIBUTIONS = {GATEWAY: ["urllib3", "h11"], GRPC: ["etcd-sdk-python", "grpcio", "protobuf"]}
+DISTRIBUTIONS = {GATEWAY: ["h11"], GRPC: ["etcd-sdk-python", "grpcio", "protobuf"]}
 FORK_TIMEOUT = 10.0
 
 

