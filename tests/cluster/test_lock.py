@@ -413,6 +413,36 @@ def test_a_late_copy_that_lands_while_its_process_waits_is_taken_out(cluster, ct
     assert child.exitcode == 0 and holder.exitcode == 0
 
 
+def test_a_late_copy_that_lands_before_a_waiters_watch_starts_is_taken_out(cluster, ctx):
+    # The copy lands after this process's join and before the watch its waiter sleeps on
+    # starts (the watch is new): the watch cannot deliver it, and the join's own read of the
+    # keys named on this process's lease came before it, so the waiter's look must find it.
+    lock = cluster.Lock("late-copy-look")
+    held, go, told = ctx.Event(), ctx.Event(), ctx.Queue()
+    holder = ctx.Process(target=cw.hold_until_told, args=(lock, held, go, told))
+    holder.start()
+    assert held.wait(60)
+    hub, landed = lock._session().watches, []
+    standing = hub.standing
+
+    def standing_after_a_copy_lands(*args):
+        if threading.current_thread() is waiter and not landed:
+            landed.append(_late_copy(lock, 4))
+        return standing(*args)
+    hub.standing = standing_after_a_copy_lands
+    got = []
+    waiter = threading.Thread(target=lambda: got.append(lock.acquire(timeout=60)))
+    waiter.start()
+    _until(lambda: landed and not lock._read(get_prefix(landed[0])).kvs(0), timeout=10)
+    go.set()
+    waiter.join(60)
+    assert got == [True]
+    lock.release()
+    assert told.get(timeout=60)[1] == "released"
+    holder.join(30)
+    assert holder.exitcode == 0
+
+
 def test_a_late_copy_that_lands_while_its_process_holds_is_taken_out(cluster, ctx):
     # The copy lands behind this process's own hold, and the child queues behind the copy:
     # this process's release hands the lock to the copy, which must pass it on at once.

@@ -42,8 +42,8 @@ of the new owner):
   from "lost".
 * A **stray** (a join that a stopped member applies late, after its call was answered
   elsewhere: see Session.is_stray) is taken out by its own process when it joins, looks,
-  sees the key arrive on its watch, or releases (the release reads the keys named on its
-  lease in the same transaction), as an interrupted waiter leaves.
+  sees the key arrive on its watch, or releases (the join, the look and the release each
+  read the keys named on its lease in the same request), as an interrupted waiter leaves.
 * The **fencing token** of a hold is its key's create revision: every acquisition's is
   greater than any earlier one's.
 
@@ -273,12 +273,16 @@ class Lock(LockAsync, Primitive):
                     return None  # timed out, and an older key remained
             # Look: our predecessor left or vanished, the watch cannot vouch for every change
             # since `seen`, or the deadline passed with the lock ours.
+            # The look also reads the queue keys named on our lease: a stray that landed
+            # behind us before this read, and after the join's own read of them, is seen
+            # by neither the watch (which starts after this read) nor the older keys.
             q = self._queue()
             look = self._read(get_prefix(q, keys_only=True, max_create_revision=revision - 1),
-                              get(holder), get(key))
+                              get(holder), get(key), get_prefix(self._own(key), keys_only=True))
             if not look.kvs(2):
                 return _REQUEUE
             older = look.kvs(0)
+            self._delete_strays([kv for kv in look.kvs(3) if kv.create_revision > revision])
             if self._delete_strays(older):
                 continue  # look again
             if not older:
