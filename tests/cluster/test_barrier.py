@@ -87,3 +87,70 @@ def test_a_killed_party_breaks_the_barrier_for_the_others(cluster, ctx):
         b.wait(60)
     assert time.monotonic() - killed_at < 3.0 + 1 + 3  # TTL + 1 s, and slack
     assert b.broken
+
+
+def test_rounds_without_an_action_keep_their_indices_apart(cluster, ctx):
+    # With no action, the arrival that completes a round ends it in its own transaction:
+    # over many rounds, each round still hands out every index once.
+    b = cluster.Barrier("many-rounds", 3)
+    results = ctx.Queue()
+    procs = [ctx.Process(target=cw.barrier_rounds, args=(b, 15, results)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    mine = [b.wait(60) for _ in range(15)]
+    theirs = [results.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(30)
+    for round_indices in zip(mine, *theirs):
+        assert sorted(round_indices) == [0, 1, 2]
+    assert not b.broken and b.n_waiting == 0
+
+
+def test_a_round_without_an_action_costs_one_transaction_per_party(cluster):
+    # Counted after a first round (which also reads the state and starts the watch): each
+    # later round is the parties' arrivals and nothing else.
+    b = cluster.Barrier("one-write-each", 3)
+    session = b._session()
+    calls, call = [], session.call
+    warmed, counting = threading.Barrier(4), threading.Barrier(4)
+    rounds = [[] for _ in range(3)]
+
+    def party(mine):
+        b.wait(60)
+        warmed.wait(60)
+        counting.wait(60)
+        mine.extend(b.wait(60) for _ in range(5))
+    threads = [threading.Thread(target=party, args=(mine,)) for mine in rounds]
+    for t in threads:
+        t.start()
+    warmed.wait(60)
+    session.call = lambda path, *args, **kwargs: calls.append(path) or call(path, *args,
+                                                                            **kwargs)
+    counting.wait(60)
+    for t in threads:
+        t.join(120)
+    assert [sorted(r) for r in zip(*rounds)] == [[0, 1, 2]] * 5
+    assert calls == ["/v3/kv/txn"] * 15
+
+
+def test_a_party_gone_before_the_others_arrive_breaks_the_barrier(cluster, ctx):
+    # The party's key vanished (its lease ended) before this arrival: the watch cannot show
+    # its going, but the round's count of arrivals does. Nobody may be released.
+    b = cluster.Barrier("gone-before", 2)
+    results = ctx.Queue()
+    doomed = ctx.Process(target=cw.barrier_party, args=(b, results, 3600))
+    doomed.start()
+    deadline = time.monotonic() + 30
+    while b.n_waiting < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.kill(doomed.pid, signal.SIGKILL)
+    doomed.join(10)
+    while b.n_waiting > 0:  # its key goes with its lease
+        assert time.monotonic() < deadline + 30
+        time.sleep(0.05)
+    start = time.monotonic()
+    with pytest.raises(threading.BrokenBarrierError):
+        b.wait(30)
+    assert time.monotonic() - start < 10  # at once, not at the timeout
+    assert b.broken

@@ -3,22 +3,37 @@
 Protocol. ``gen`` holds the current round's number and how the previous round ended
 ({"gen": N, "via": "round" | "reset"}); ``broken`` exists while the barrier is broken. A party
 arrives in round N with one transaction: if gen still holds the value it last saw and broken
-is absent, it puts a key of its own ``a/<N>/<id>`` on its lease and reads the round's keys in
-creation order; otherwise it reads gen and broken and tries again. Its index is its key's
-place in that order (arrival order, unique in the round, with no conflict between arrivals),
-so the party whose key is the parties-th finishes the round: it runs the action, then, in one
-transaction that compares every party's key with the revision it was created at, moves gen to
-N + 1 and deletes the round's keys. A party that finds the round already full waits for the
-next. Every other party watches the primitive from the revision at which it arrived:
+is absent, it puts a key of its own ``a/<N>/<id>`` on its lease, reads the round's keys in
+creation order, and counts itself by writing ``n/<N>`` (whose version is then the number of
+arrivals; a retried arrival whose first attempt landed is not counted twice, as its key
+exists), and reads the count; otherwise it reads gen and broken and tries again. An arrival
+that finds more arrivals than keys up to its own knows that a party of the round is gone
+(its lease ended before this arrival, so the watch will not show it): it breaks the
+barrier. Its index is its key's place in creation order (arrival order, unique in the round,
+with no conflict between arrivals). The same transaction clears round N - 1's keys, which
+nobody needs any more.
+
+The arrival that makes the count ``parties`` ends the round:
+
+* with no action, in the arrival's own transaction: a nested comparison of ``n/<N>``'s
+  version (etcd compares against the state before the transaction) moves gen to N + 1 on
+  "round". A round then costs one transaction per party and nothing more. (If a party's key
+  had vanished before this arrival, the count check above breaks the barrier, and the
+  waiters see the deletion come before the move of gen: nobody is released.)
+* with an action, the last party runs it first, then, in one transaction that compares every
+  party's key with the revision it was created at, moves gen to N + 1 and deletes the round's
+  keys. A party that finds the round already full waits for the next.
+
+Every other party watches the primitive from the revision at which it arrived, and takes the
+changes in revision order:
 
 * gen moved on "round": released, return the index;
 * gen moved on "reset", or broken appeared: BrokenBarrierError;
-* a key of one of the round's parties deleted without gen moving: that party's lease expired
+* a key of one of the round's parties deleted before gen moved: that party's lease expired
   (it died, or was cut off): the barrier breaks, for everyone, within the lease TTL.
 
-A round costs one transaction per party and one more to finish it. A timeout, an exception
-from the action, or an interrupted wait (Ctrl-C) breaks the barrier, as threading.Barrier
-does; abort() breaks it; reset() starts a new round marked "reset".
+A timeout, an exception from the action, or an interrupted wait (Ctrl-C) breaks the barrier,
+as threading.Barrier does; abort() breaks it; reset() starts a new round marked "reset".
 """
 
 from __future__ import annotations
@@ -31,7 +46,7 @@ from ._awaitable import BarrierAsync
 from ._errors import LeaseNotFound
 from ._keys import DELETE, OLDEST_FIRST, PUT, prefix_end
 from ._primitive import Primitive, deadline_of, get_prefix, load_json
-from ._wire import compare, delete, get, put
+from ._wire import Op, compare, delete, get, put, txn_op
 
 
 class Barrier(BarrierAsync, Primitive):
@@ -116,8 +131,23 @@ class Barrier(BarrierAsync, Primitive):
         return json.dumps({"gen": gen, "via": via}).encode()
 
     def _clear_round(self, gen: int) -> List[Any]:
+        """Deletes round `gen`'s keys: its arrivals and their count."""
+        if gen < 0:
+            return []
         slots = self._round_prefix(gen)
-        return [delete(slots, prefix_end(slots))]
+        return [delete(slots, prefix_end(slots)), delete(self._key("n", str(gen)))]
+
+    def _count_arrival(self, key: bytes, gen: int) -> Op:
+        """Counts the arrival of `key` in round `gen`, unless it was counted already (a retry
+        whose first attempt landed). Without an action, the arrival that makes the count
+        `parties` also ends the round: its nested transaction moves gen on (both compare
+        against the state before the whole transaction)."""
+        count = self._key("n", str(gen))
+        counted = [put(count, b"")]
+        if self._action is None:
+            counted.append(txn_op([compare(count, "VERSION", "EQUAL", self._parties - 1)],
+                                  [put(self._key("gen"), self._gen_record(gen + 1, "round"))]))
+        return txn_op([compare(key, "CREATE", "EQUAL", 0)], counted)
 
     def _gen_unchanged(self, raw: bytes) -> Any:
         return (compare(self._key("gen"), "VALUE", "EQUAL", raw) if raw else
@@ -143,7 +173,10 @@ class Barrier(BarrierAsync, Primitive):
                 t = self._txn([self._gen_unchanged(raw), compare(broken_key, "CREATE", "EQUAL", 0)],
                               [put(key, b"", session.lease()),
                                get_prefix(self._round_prefix(gen), keys_only=True,
-                                          **OLDEST_FIRST)],
+                                          **OLDEST_FIRST),
+                               self._count_arrival(key, gen),
+                               get(self._key("n", str(gen))),
+                               *self._clear_round(gen - 1)],
                               [get(gen_key), get(broken_key)])
             except LeaseNotFound:
                 continue  # refused whole: again, on a new lease
@@ -154,6 +187,17 @@ class Barrier(BarrierAsync, Primitive):
                 continue  # a round ended, or the barrier was reset, since we last looked
             arrived = t.kvs(1)
             index = [kv.key for kv in arrived].index(key)
+            counted, count = t.results[2], t.kvs(3)
+            ended = counted.succeeded and self._action is None and counted.results[1].succeeded
+            if ended:
+                self._gen_seen = self._gen_record(gen + 1, "round")  # our arrival ended it
+            if index < self._parties and (count[0].version if count else 0) != index + 1:
+                # More arrivals than keys before ours: a party of this round is gone (its
+                # lease ended), before we came, so we are not told of it by the watch.
+                self._break()
+                raise threading.BrokenBarrierError
+            if ended:
+                return index
             if index < self._parties:
                 break
             # The round is full and its last party is finishing it: wait for the next. (Our
@@ -213,24 +257,30 @@ class Barrier(BarrierAsync, Primitive):
         outcome: List[str] = []
 
         def decide(events: List[Any]) -> bool:
-            moved = [e for e in events if e.kv.key == gen_key and e.type == PUT]
-            if moved and _round_of(moved[-1].kv.value) > gen:
-                self._gen_seen = moved[-1].kv.value
-                record = load_json(moved[-1].kv.value, {})
-                outcome.append("released" if record.get("via") == "round" else "reset")
-                return True
-            if any(e.kv.key == broken_key and e.type == PUT for e in events):
-                outcome.append("broken")
-                return True
+            # In revision order: what comes first decides. Changes made in the transaction
+            # that moves gen (the round's keys deleted with it) come after the move.
+            moves = [e for e in events if e.kv.key == gen_key and e.type == PUT
+                     and _round_of(e.kv.value) > gen]
+            moved_at = moves[0].kv.mod_revision if moves else None
             for e in events:
+                if moved_at is not None and e.kv.mod_revision >= moved_at:
+                    break
+                if e.kv.key == broken_key and e.type == PUT:
+                    outcome.append("broken")
+                    return True
                 if not e.kv.key.startswith(slots):
                     continue
                 if e.type == PUT and e.kv.version == 1 and later[0] > 0:
                     parties.add(e.kv.key)  # a party that arrived after us
                     later[0] -= 1
                 elif e.type == DELETE and e.kv.key in parties:
-                    outcome.append("party gone")  # its key vanished without the round ending
+                    outcome.append("party gone")  # its key vanished before the round ended
                     return True
+            if moves:
+                self._gen_seen = moves[0].kv.value
+                record = load_json(moves[0].kv.value, {})
+                outcome.append("released" if record.get("via") == "round" else "reset")
+                return True
             return False
 
         prefix = self._prefix

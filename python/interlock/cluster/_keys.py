@@ -18,6 +18,7 @@ Every key of a cluster primitive lives under ``/<namespace>/<name>/``::
     /ns/name/gen              Barrier: {"gen": N, "via": "round" | "reset"}
     /ns/name/broken           Barrier: present while broken
     /ns/name/a/<gen>/<owner-id> Barrier: a party arrived in round `gen` (index: creation order)
+    /ns/name/n/<gen>          Barrier: round `gen`'s arrivals, counted by its version
 
 An <owner-id> is the session's lease id in hex and a counter, so keys of one process sort
 together and never repeat. Keys on a lease disappear when their process dies or is cut off.
@@ -57,7 +58,7 @@ LAYOUT = (
     ("lock/...", "Condition"),
     ("q/<owner>", "RWLock"),
     ("writer", "RWLock"),
-    ("gen, broken, a/<gen>/<owner>", "Barrier"),
+    ("gen, broken, a/<gen>/<owner>, n/<gen>", "Barrier"),
 )
 
 MAX_NAME_BYTES = 200

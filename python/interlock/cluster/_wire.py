@@ -160,7 +160,7 @@ def revision_of(answer: Json) -> int:
 class Txn:
     """The answer to a transaction: whether its comparisons held, the revision it ran at, and
     the answer of each operation of the branch that ran (a range: its KeyValues; a put: the
-    KeyValue it replaced, if asked for and any; else None)."""
+    KeyValue it replaced, if asked for and any; a nested transaction: its Txn; else None)."""
 
     def __init__(self, answer: Json) -> None:
         self.succeeded: bool = bool(answer.get("succeeded", False))
@@ -173,6 +173,8 @@ class Txn:
             elif "response_put" in response:
                 prev = response["response_put"].get("prev_kv")
                 self.results.append(KeyValue.decode(prev) if prev else None)
+            elif "response_txn" in response:  # a nested transaction: its own answer
+                self.results.append(Txn(response["response_txn"]))
             else:
                 self.results.append(None)
 
