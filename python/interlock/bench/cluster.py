@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .timing import Row
 
@@ -57,6 +57,39 @@ def _barrier_worker(barrier: Any, rounds: int, out: Any) -> None:
     for _ in range(rounds):
         barrier.wait()
     out.put((time.monotonic() - t) / rounds)
+
+
+def _barrier_floor_worker(endpoints: List[str], me: int, parties: int, rounds: int,
+                          ready: Any, out: Any) -> None:
+    """The least a Barrier round can cost on etcd: each party writes one key (its arrival) and
+    waits until its watch has delivered every party's key for the round. Nothing is read,
+    compared or cleaned up."""
+    from .. import cluster as cl
+    from ..cluster import _wire
+
+    c = cl.connect(endpoints, namespace=_fresh())
+    session = c._session()
+    prefix = b"/bench/barrier-floor/"
+    watch = session.watches.standing(prefix, prefix[:-1] + b"0", None)
+    watch.interested(None, +1)
+    seen_through = watch.gap_free_after or 0
+    arrived: Dict[int, int] = {}
+    ready.wait()
+    t = time.monotonic()
+    for r in range(rounds):
+        session.call("/v3/kv/put", {"key": _wire.b64(prefix + b"%d/%d" % (r, me)),
+                                    "value": _wire.b64(b"")})
+        with watch.cond:
+            while arrived.get(r, 0) < parties:
+                new = watch.changes_after(seen_through)
+                for event in new or ():
+                    seen_through = event.kv.mod_revision
+                    round_of = int(event.kv.key[len(prefix):].split(b"/")[0])
+                    arrived[round_of] = arrived.get(round_of, 0) + 1
+                if arrived.get(r, 0) < parties:
+                    watch.cond.wait(1)
+    out.put((time.monotonic() - t) / rounds)
+    c.close()
 
 
 def _pong_worker(ping: Any, pong: Any, rounds: int) -> None:
@@ -256,6 +289,18 @@ def _barrier_rounds(row: Row, peer: str, ctx: Any, make: Callable[[int], Any], r
     row.add(peer, statistics.median(per_round))
 
 
+def _barrier_floor(row: Row, ctx: Any, endpoints: List[str], rounds: int) -> None:
+    ready, out = ctx.Barrier(4), ctx.Queue()
+    procs = [ctx.Process(target=_barrier_floor_worker, args=(endpoints, me, 4, rounds, ready,
+                                                             out)) for me in range(4)]
+    for p in procs:
+        p.start()
+    per_round = [out.get(timeout=600) for _ in procs]
+    for p in procs:
+        p.join(60)
+    row.add("etcd put", statistics.median(per_round))
+
+
 def _event_ping_pong(row: Row, peer: str, ctx: Any, make: Callable[[], Any], rounds: int) -> None:
     ping, pong = make(), make()
     child = ctx.Process(target=_pong_worker, args=(ping, pong, rounds + 1))
@@ -394,7 +439,10 @@ def run(quick: bool, notes: List[str]) -> List[Row]:
                                            lambda: _RemoteLock(peer, address, _fresh()),
                                            procs, seconds)
 
-                    r = row(f"Barrier(4) round ({where})")
+                    _barrier_floor(row(f"etcd floor of a Barrier(4) round: each party's "
+                                       f"one write, seen by all four ({where})"),
+                                   ctx, etcd.endpoints, max(10, rounds // 2))
+                    r = row(f"Barrier(4) round ({where})", target=4.0)
                     also_put(r)
                     _barrier_rounds(r, "interlock", ctx,
                                     lambda k: c.Barrier(f"b-{uuid.uuid4().hex}", k),
@@ -419,7 +467,7 @@ def run(quick: bool, notes: List[str]) -> List[Row]:
                     for s in samples(event_floor, n // 2):
                         floor_row.add("etcd put", s)
 
-                    r = row(f"Event ping-pong, round trip ({where})")
+                    r = row(f"Event ping-pong, round trip ({where})", target=4.0)
                     also_put(r)
                     _event_ping_pong(r, "interlock", ctx,
                                      lambda: c.Event(f"e-{uuid.uuid4().hex}"), rounds)
