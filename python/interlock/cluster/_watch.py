@@ -109,7 +109,15 @@ class Watch:
         if self.state not in _READABLE or self.gap_free_after is None \
                 or after < self.gap_free_after:
             return None
-        return [event for revision, event in self.buffer if revision > after]
+        # From the newest back: a waiter has usually seen all but the last few changes, and
+        # the buffer holds up to BUFFER of them.
+        newer: List[_wire.Event] = []
+        for revision, event in reversed(self.buffer):
+            if revision <= after:
+                break
+            newer.append(event)
+        newer.reverse()
+        return newer
 
     def interested(self, key: Optional[bytes], delta: int) -> None:
         """A waiter starts (+1) or stops (-1) wanting changes of `key` (None: of every key)."""
