@@ -73,6 +73,27 @@ def test_a_stopped_member_does_not_stop_the_clients(etcd3, tmp_path):
             member.resume()
 
 
+def test_a_transaction_a_stopped_member_left_unanswered_turns_the_stray_sweep_on(etcd3):
+    # Strays come only from attempts that got no answer, so a process sweeps for them (reads
+    # the queue keys named on its lease) only once it has had one. A healthy process has not.
+    c = _connect(etcd3, f"sweep-{uuid.uuid4().hex[:8]}")
+    try:
+        lock, session = c.Lock("sweep"), c._session()
+        with lock:
+            pass
+        assert not session.strays_possible()
+        etcd3.members[0].stop()  # the first endpoint: where the next transaction goes
+        try:
+            with lock:  # answered by another member, after an attempt that timed out
+                pass
+        finally:
+            etcd3.members[0].resume()
+        assert session.strays_possible()
+        assert not lock.locked()
+    finally:
+        c.close()
+
+
 def test_killed_holder_party_and_waiter_on_three_members(etcd3):
     # SIGKILL of a Lock holder, of a Barrier party and of a Condition waiter, each a real
     # process on its own lease, against the 3-member cluster.

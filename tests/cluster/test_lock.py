@@ -367,7 +367,11 @@ def _late_copy(lock, n):
     that no thread of it holds or waits with."""
     from interlock.cluster._primitive import put
 
-    lease = lock._session().lease()
+    session = lock._session()
+    # The copy's cause, which switches the process's sweep on: an attempt that got no answer
+    # (tests/cluster/test_faults.py makes a real one, with a stopped member).
+    session.transport.unanswered_txn = True
+    lease = session.lease()
     key = lock._key("q", f"{lease:x}-late{n}")
     lock._txn([], [put(key, b"", lease)])
     return key

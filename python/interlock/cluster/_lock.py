@@ -44,6 +44,9 @@ of the new owner):
   elsewhere: see Session.is_stray) is taken out by its own process when it joins, looks,
   sees the key arrive on its watch, or releases (the join, the look and the release each
   read the keys named on its lease in the same request), as an interrupted waiter leaves.
+  Only a transaction whose attempt got no answer can land late, so those reads are made
+  only once the process has had one (Session.strays_possible); the watch's check costs no
+  request and is always made.
 * The **fencing token** of a hold is its key's create revision: every acquisition's is
   greater than any earlier one's.
 
@@ -186,12 +189,13 @@ class Lock(LockAsync, Primitive):
         queue = self._queue()
         holder = self._key("holder")
         own = self._own(key)
+        sweep = self._session().strays_possible()
         t = self._txn(
             [compare(queue, "CREATE", "EQUAL", 0, range_end=prefix_end(queue))],
             [put(key, b"", lease), put(holder, self._record(key, "held"), previous=True)],
-            [get_prefix(queue, keys_only=True, limit=1, **NEWEST_FIRST), get(key),
-             get_prefix(own, keys_only=True)]
-            + ([put(key, b"", lease)] if blocking else []))
+            [get_prefix(queue, keys_only=True, limit=1, **NEWEST_FIRST), get(key)]
+            + ([put(key, b"", lease)] if blocking else [])
+            + ([get_prefix(own, keys_only=True)] if sweep else []))
         if t.succeeded:  # our key was created at the transaction's revision
             return _Hold(key, t.revision, lease), self._owner_died(t.value(1), key)
         mine = t.kvs(1)
@@ -203,7 +207,7 @@ class Lock(LockAsync, Primitive):
             return None
         else:
             revision, before = t.revision, t.kvs(0)[0].key
-        if self._delete_strays(t.kvs(2)):
+        if sweep and self._delete_strays(t.kvs(3 if blocking else 2)):
             before = None  # the predecessor may have been one: look
         try:
             outcome = self._await_turn(key, revision, before, t.revision, deadline)
@@ -277,12 +281,15 @@ class Lock(LockAsync, Primitive):
             # behind us before this read, and after the join's own read of them, is seen
             # by neither the watch (which starts after this read) nor the older keys.
             q = self._queue()
+            sweep = session.strays_possible()
             look = self._read(get_prefix(q, keys_only=True, max_create_revision=revision - 1),
-                              get(holder), get(key), get_prefix(self._own(key), keys_only=True))
+                              get(holder), get(key),
+                              *([get_prefix(self._own(key), keys_only=True)] if sweep else []))
             if not look.kvs(2):
                 return _REQUEUE
             older = look.kvs(0)
-            self._delete_strays([kv for kv in look.kvs(3) if kv.create_revision > revision])
+            if sweep:
+                self._delete_strays([kv for kv in look.kvs(3) if kv.create_revision > revision])
             if self._delete_strays(older):
                 continue  # look again
             if not older:
@@ -351,14 +358,16 @@ class Lock(LockAsync, Primitive):
         op = self._session().op_id()
         holder = self._key("holder")
         marker = self._marker(hold.key)
+        sweep = self._session().strays_possible()
         t = self._txn([compare(hold.key, "CREATE", "EQUAL", hold.revision)],
-                      [self._give_up(hold.key, hold.revision, op),
-                       get_prefix(self._own(hold.key), keys_only=True)],
+                      [self._give_up(hold.key, hold.revision, op)]
+                      + ([get_prefix(self._own(hold.key), keys_only=True)] if sweep else []),
                       [get(marker), get(holder)])
         if t.succeeded:
             # A stray that landed while we held the lock may be next in the queue: the lock
             # was just handed to it, and it passes it on.
-            self._delete_strays(t.kvs(1))
+            if sweep:
+                self._delete_strays(t.kvs(1))
             return
         if t.kvs(0):  # another process released it on our behalf meanwhile
             self._txn([], [delete(marker)])

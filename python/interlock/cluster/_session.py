@@ -151,6 +151,12 @@ class Session:
         with self._keys_lock:
             return lease in self._lease.granted and key not in self._keys_in_use
 
+    def strays_possible(self) -> bool:
+        """Whether a stray of this process may exist: false until a transaction's attempt
+        ends without etcd's answer (only such an attempt can land late). Until then the
+        primitives skip their reads of the keys named on this process's leases."""
+        return self.transport.unanswered_txn
+
     def new_id(self) -> str:
         """A key component unique among every key any process ever makes: the lease and a
         counter."""

@@ -193,6 +193,12 @@ class Transport:
         self.tls = tls
         self.namespace = namespace
         self._pools_lock = threading.Lock()
+        # Whether some transaction may still land late: an attempt at it ended without etcd's
+        # answer (a member that stopped or was cut off, a timeout, an interrupted call), so
+        # the member that had it may apply it whenever it comes back (see Session.is_stray).
+        # Set once, never cleared: a plain bool, written and read under the GIL or as one
+        # word, and read as a hint whose lateness the readers tolerate (_lock.py).
+        self.unanswered_txn = False
 
     @property
     def scheme(self) -> str:
@@ -207,8 +213,19 @@ class Transport:
 
         def attempt(member: Member, seconds: float) -> Json:
             headers = self.auth_header(member, seconds)
-            status, answer = self._post(member, path, data, headers, seconds)
-            return self.answer(member, path, status, answer)
+            answered = False
+            try:
+                status, answer = self._post(member, path, data, headers, seconds)
+                answered = True
+                return self.answer(member, path, status, answer)
+            except Retry as exc:
+                # etcd's own "try again" (a timed-out proposal, a lost leader) may still
+                # commit the request; a stale token's refusal did not get that far.
+                answered = answered and not exc.member_failed
+                raise
+            finally:
+                if not answered and path == "/v3/kv/txn":
+                    self.unanswered_txn = True
 
         return self.policy.run(attempt, path, deadline, attempt_seconds)
 
