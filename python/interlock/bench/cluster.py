@@ -4,7 +4,13 @@ over TCP), kazoo's Lock (and its ReadLock and WriteLock beside the RWLock rows) 
 ZooKeeper (Debian's zookeeper package, started standalone) and redis-py's Lock on a real
 redis-server, each when installed. Each row's ratio
 divides interlock.cluster's figure by etcd's own put latency measured in the same run
-("etcd put"): the round trip every replicated write costs."""
+("etcd put"): the round trip every replicated write costs.
+
+The floor rows measure, with etcd alone, the least each operation can cost: two minimal
+transactions for an uncontended acquire+release; for a contended Lock, the least fair-queue
+protocol (join, hear the predecessor's deletion, delete), through interlock's own transport
+and through etcd's gRPC API (etcd-sdk-python); a Barrier round's one write per party; an
+Event round trip's writes in sequence."""
 
 from __future__ import annotations
 
@@ -90,6 +96,118 @@ def _barrier_floor_worker(endpoints: List[str], me: int, parties: int, rounds: i
                     watch.cond.wait(1)
     out.put((time.monotonic() - t) / rounds)
     c.close()
+
+
+def _contend_floor_worker(endpoints: List[str], queue: bytes, start: Any, seconds: float,
+                          out: Any) -> None:
+    """The least a fair lock on etcd can do per acquire+release under contention: one
+    transaction joins the queue (a key on the lease, and a read of the newest key before it),
+    the watch delivers that key's deletion, and one more transaction deletes ours. No holder
+    record, no death detection, no strays, no timeouts. The watch is the process's standing
+    watch on the queue, as a cluster Lock's."""
+    from .. import cluster as cl
+    from ..cluster import _keys, _wire
+
+    c = cl.connect(endpoints, namespace=_fresh())
+    session = c._session()
+    end_of_queue = _keys.prefix_end(queue)
+    watch = session.watches.standing(queue, end_of_queue, None)
+    lease = session.lease()
+    start.wait()
+    end = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < end:
+        key = queue + session.new_id().encode()
+        joined = session.txn(_wire.txn_request([], [
+            _wire.get(queue, end_of_queue, keys_only=True, limit=1, **_keys.NEWEST_FIRST),
+            _wire.put(key, b"", lease)]))
+        before = joined.kvs(0)[0].key if joined.kvs(0) else None
+        seen, predecessor = joined.revision, before
+        with watch.cond:
+            watch.interested(predecessor, +1)
+            while before is not None:
+                new = watch.changes_after(seen)
+                if new is None:  # overrun: ask etcd whether the predecessor is still there
+                    with _unlocked(watch.cond):
+                        look = session.txn(_wire.txn_request([], [_wire.get(before)]))
+                    seen = look.revision
+                    before = before if look.kvs(0) else None
+                    continue
+                for event in new:
+                    if event.type == _keys.DELETE and event.kv.key == before:
+                        before = None
+                if new:
+                    seen = new[-1].kv.mod_revision
+                elif before is not None:
+                    watch.cond.wait(1)
+            watch.interested(predecessor, -1)
+        session.txn(_wire.txn_request([], [_wire.delete(key)]))
+        n += 1
+    out.put(n)
+    c.close()
+
+
+def _contend_floor_grpc_worker(endpoints: List[str], queue: bytes, start: Any, seconds: float,
+                               out: Any) -> None:
+    """_contend_floor_worker's protocol through etcd's gRPC API (etcd-sdk-python on grpcio),
+    with no gateway in between: what etcd itself allows."""
+    import threading
+
+    from pyetcd import etcdrpc
+    from pyetcd.client import Endpoint, MultiEndpointEtcd3Client
+    from pyetcd.events import DeleteEvent
+
+    from ..cluster import _keys
+
+    client = MultiEndpointEtcd3Client(
+        [Endpoint(h, int(p), secure=False) for h, p in (e.rsplit(":", 1) for e in endpoints)],
+        timeout=10, failover=True)
+    lease = client.lease(30)
+    gone: set = set()
+    cond = threading.Condition()
+
+    def on_change(response: Any) -> None:
+        if isinstance(response, Exception):
+            return
+        with cond:
+            gone.update(e.key for e in response.events if isinstance(e, DeleteEvent))
+            cond.notify_all()
+
+    client.add_watch_prefix_callback(queue, on_change)
+    newest = etcdrpc.RequestOp(request_range=etcdrpc.RangeRequest(
+        key=queue, range_end=_keys.prefix_end(queue), limit=1, keys_only=True,
+        sort_order=etcdrpc.RangeRequest.DESCEND, sort_target=etcdrpc.RangeRequest.CREATE))
+    start.wait()
+    end = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < end:
+        key = queue + b"%x-%d" % (lease.id, n)
+        joined = client.kvstub.Txn(etcdrpc.TxnRequest(success=[newest, etcdrpc.RequestOp(
+            request_put=etcdrpc.PutRequest(key=key, value=b"", lease=lease.id))]), 10)
+        kvs = joined.responses[0].response_range.kvs
+        if kvs:
+            with cond:
+                while kvs[0].key not in gone:
+                    cond.wait(1)
+                gone.clear()  # older deletions are of keys before ours: none is waited for
+        client.kvstub.Txn(etcdrpc.TxnRequest(success=[etcdrpc.RequestOp(
+            request_delete_range=etcdrpc.DeleteRangeRequest(key=key))]), 10)
+        n += 1
+    out.put(n)
+    client.close()
+
+
+class _unlocked:
+    """Releases a held lock for the length of a with block."""
+
+    def __init__(self, lock: Any) -> None:
+        self.lock = lock
+
+    def __enter__(self) -> None:
+        self.lock.release()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.lock.acquire()
 
 
 def _pong_worker(ping: Any, pong: Any, rounds: int) -> None:
@@ -278,6 +396,23 @@ def _contended(row: Row, peer: str, ctx: Any, make_lock: Callable[[], Any], n: i
         row.add(peer, seconds / total)
 
 
+def _contended_floor(row: Row, ctx: Any, endpoints: List[str], n: int, seconds: float,
+                     worker: Callable[..., None] = _contend_floor_worker) -> None:
+    start, out = ctx.Event(), ctx.Queue()
+    queue = f"/bench/contend-floor/{uuid.uuid4().hex}/".encode()
+    procs = [ctx.Process(target=worker, args=(endpoints, queue, start, seconds, out))
+             for _ in range(n)]
+    for p in procs:
+        p.start()
+    time.sleep(1.0)  # every worker connected and watching
+    start.set()
+    total = sum(out.get(timeout=seconds + 600) for _ in procs)
+    for p in procs:
+        p.join(60)
+    if total:
+        row.add("etcd put", seconds / total)
+
+
 def _barrier_rounds(row: Row, peer: str, ctx: Any, make: Callable[[int], Any], rounds: int) -> None:
     barrier, out = make(4), ctx.Queue()
     procs = [ctx.Process(target=_barrier_worker, args=(barrier, rounds, out)) for _ in range(4)]
@@ -339,6 +474,13 @@ def run(quick: bool, notes: List[str]) -> List[Row]:
         rows.append(r)
         return r
 
+    try:
+        import pyetcd  # noqa: F401  (the gRPC floor's client: the bench extra)
+        grpc_client = True
+    except ImportError:
+        grpc_client = False
+        notes.append("cluster group: etcd-sdk-python is missing; the contended Lock's floor "
+                     "through gRPC is not measured (pip install '.[bench]')")
     manager = ctx.Manager()  # a SyncManager: one server process, reached over a socket
     redis_server = _redis_server()
     if redis_server is None:
@@ -427,6 +569,15 @@ def run(quick: bool, notes: List[str]) -> List[Row]:
                                                      recipe), n)
 
                     for procs in sizes:
+                        _contended_floor(row(f"etcd floor of a contended Lock, {procs} "
+                                             f"processes: join, hear the predecessor's "
+                                             f"deletion, delete ({where})"),
+                                         ctx, etcd.endpoints, procs, seconds)
+                        if grpc_client:
+                            _contended_floor(row(f"the same floor through etcd's gRPC API, "
+                                                 f"{procs} processes ({where})"),
+                                             ctx, etcd.endpoints, procs, seconds,
+                                             _contend_floor_grpc_worker)
                         r = row(f"Lock contended by {procs} processes, per acquire+release "
                                 f"({where})")
                         also_put(r)
