@@ -381,10 +381,21 @@ def _handoff(row: Row, peer: str, ctx: Any, make_lock: Callable[[], Any], rounds
 
 def _contended(row: Row, peer: str, ctx: Any, make_lock: Callable[[], Any], n: int,
                seconds: float) -> None:
-    lock = make_lock()
+    _contenders(row, peer, ctx, _contend_worker, (make_lock(),), n, seconds)
+
+
+def _contended_floor(row: Row, ctx: Any, endpoints: List[str], n: int, seconds: float,
+                     worker: Callable[..., None] = _contend_floor_worker) -> None:
+    queue = f"/bench/contend-floor/{uuid.uuid4().hex}/".encode()
+    _contenders(row, "etcd put", ctx, worker, (endpoints, queue), n, seconds)
+
+
+def _contenders(row: Row, peer: str, ctx: Any, worker: Callable[..., None],
+                args: Tuple[Any, ...], n: int, seconds: float) -> None:
+    """`n` processes run worker(*args, start, seconds, out) at once; `peer`'s figure is the
+    time per acquire+release of all of them together."""
     start, out = ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=_contend_worker, args=(lock, start, seconds, out))
-             for _ in range(n)]
+    procs = [ctx.Process(target=worker, args=args + (start, seconds, out)) for _ in range(n)]
     for p in procs:
         p.start()
     time.sleep(1.0)  # every worker connected and waiting
@@ -394,23 +405,6 @@ def _contended(row: Row, peer: str, ctx: Any, make_lock: Callable[[], Any], n: i
         p.join(60)
     if total:
         row.add(peer, seconds / total)
-
-
-def _contended_floor(row: Row, ctx: Any, endpoints: List[str], n: int, seconds: float,
-                     worker: Callable[..., None] = _contend_floor_worker) -> None:
-    start, out = ctx.Event(), ctx.Queue()
-    queue = f"/bench/contend-floor/{uuid.uuid4().hex}/".encode()
-    procs = [ctx.Process(target=worker, args=(endpoints, queue, start, seconds, out))
-             for _ in range(n)]
-    for p in procs:
-        p.start()
-    time.sleep(1.0)  # every worker connected and watching
-    start.set()
-    total = sum(out.get(timeout=seconds + 600) for _ in procs)
-    for p in procs:
-        p.join(60)
-    if total:
-        row.add("etcd put", seconds / total)
 
 
 def _barrier_rounds(row: Row, peer: str, ctx: Any, make: Callable[[int], Any], rounds: int) -> None:
