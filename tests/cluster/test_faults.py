@@ -88,8 +88,9 @@ def test_a_transaction_a_stopped_member_left_unanswered_turns_the_stray_sweep_on
                 pass
         finally:
             etcd3.members[0].resume()
+        # (The resumed member may still apply the timed-out join: a real stray, taken out by
+        # the next use of the lock or by the lease; the workload tests above cover that.)
         assert session.strays_possible()
-        assert not lock.locked()
     finally:
         c.close()
 
