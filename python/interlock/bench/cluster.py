@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from .timing import Row
 
@@ -163,7 +163,7 @@ def _contend_floor_grpc_worker(endpoints: List[str], queue: bytes, start: Any, s
         [Endpoint(h, int(p), secure=False) for h, p in (e.rsplit(":", 1) for e in endpoints)],
         timeout=10, failover=True)
     lease = client.lease(30)
-    gone: set = set()
+    gone: Set[bytes] = set()
     cond = threading.Condition()
 
     def on_change(response: Any) -> None:
