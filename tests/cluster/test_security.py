@@ -111,12 +111,17 @@ def test_an_expired_token_is_renewed_without_an_error_or_a_lost_hold():
             lock = c.Lock("across-expiry")
             assert lock.acquire(timeout=10)
             event = c.Event("across-expiry-event")
-            threading.Timer(3.5, event.set).start()
+            setter = threading.Timer(3.5, event.set)
+            setter.start()
             assert event.wait(20)  # the watch was made with a token that expired meanwhile
             time.sleep(0.5)  # every token given so far has expired by now
             assert not lock.lost
             lock.release()  # with a new token: no LockLostError
             _use(c)
+            # The waiter can wake before set() has read its answer (it logged in again
+            # first): on a loaded machine that answer may come after the test's end.
+            setter.join(30)
+            assert not setter.is_alive()
     finally:
         etcd.close()
 
